@@ -1,0 +1,250 @@
+"""Read documents into page/section records. One loader per format, chosen by extension.
+
+Every problem with a single file is raised as ``DocumentError(path, reason)`` with a
+reason a person can act on; the ingest pipeline reports it and goes on.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rag.errors import DocumentError
+
+from .cleaning import clean_text
+
+
+@dataclass
+class Record:
+    """A unit of a document: one PDF page, one markdown section, or a whole text file."""
+
+    text: str
+    page: int | None = None
+    section: str | None = None
+    start: int = 0  # offset of this record in the document's cleaned text
+    warning: str | None = None  # something the user should know, the file still went in
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise DocumentError(path, "cannot read the file (permission denied): fix its permissions") from None
+    except IsADirectoryError:
+        raise DocumentError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise DocumentError(path, f"cannot read the file ({exc.strerror or exc}): check the path") from None
+    if not data.strip():
+        raise DocumentError(path, "the file is empty: nothing to index")
+    return data
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16: half its bytes are below 32, so look at the characters instead.
+        chars = head.decode("utf-16", errors="replace")
+        controls = sum(1 for ch in chars if ord(ch) < 32 and ch not in "\t\n\f\r")
+        return controls / max(1, len(chars)) > 0.05
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return controls / max(1, len(head)) > 0.05
+
+
+def decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
+    """Text of a text file and a warning when it was not UTF-8."""
+    if _looks_binary(data):
+        raise DocumentError(path, "the file looks binary, not text: check that the extension matches its content")
+    for encoding in ("utf-8-sig", "utf-16") if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) else ("utf-8",):
+        try:
+            return data.decode(encoding), None
+        except UnicodeDecodeError:
+            pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise DocumentError(path, "the text is not UTF-8 and its encoding could not be detected: save it as UTF-8")
+    return str(best), f"not UTF-8: decoded as {best.encoding}; save it as UTF-8 to be sure"
+
+
+def load_text(path: Path) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path))
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise DocumentError(path, "the file has no text: nothing to index")
+    return [Record(cleaned, warning=warning)]
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+def split_markdown_sections(text: str) -> list[Record]:
+    """One record per heading; ``section`` is the heading path ("Intro > Setup").
+
+    Headings inside fenced code blocks (``# comment`` lines) are not headings.
+    """
+    records: list[Record] = []
+    trail: list[tuple[int, str]] = []
+    current: list[str] = []
+    section: str | None = None
+    offset = start = 0
+    in_fence = False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        match = None if in_fence else _HEADING.match(line)
+        if match:
+            if "".join(current).strip():
+                records.append(Record("\n".join(current), section=section, start=start))
+            level, title = len(match.group(1)), match.group(2).strip()
+            trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
+            section = " > ".join(t for _, t in trail)
+            current, start = [line], offset
+        else:
+            current.append(line)
+        offset += len(line) + 1
+    if "".join(current).strip():
+        records.append(Record("\n".join(current), section=section, start=start))
+    return records
+
+
+def load_markdown(path: Path) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path))
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise DocumentError(path, "the file has no text: nothing to index")
+    records = split_markdown_sections(cleaned)
+    if records:
+        records[0].warning = warning
+    return records
+
+
+def load_pdf(path: Path) -> list[Record]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    data = _read_bytes(path)
+    if not data.lstrip().startswith(b"%PDF"):
+        raise DocumentError(path, "not a PDF (no %PDF header): check the file, or give it its real extension")
+    import io
+    import logging
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its own warnings would repeat ours
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                unlocked = reader.decrypt("")
+            except Exception:
+                unlocked = 0
+            if not unlocked:
+                raise DocumentError(
+                    path, "the PDF is encrypted with a password: decrypt it (e.g. `qpdf --decrypt`) and ingest again"
+                )
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AssertionError, OSError, RecursionError) as exc:
+        raise DocumentError(
+            path, f"the PDF is damaged or truncated ({type(exc).__name__}): re-export or repair it"
+        ) from None
+    records, offset = [], 0
+    for number, raw in enumerate(pages, start=1):
+        cleaned = clean_text(raw, from_pdf=True)
+        if cleaned:
+            records.append(Record(cleaned, page=number, start=offset))
+            offset += len(cleaned) + 2
+    if not records:
+        raise DocumentError(path, "the PDF has no text layer (scanned images?): run OCR on it first, e.g. `ocrmypdf`")
+    return records
+
+
+class _HTMLText(html.parser.HTMLParser):
+    _SKIP = {"script", "style", "head", "noscript", "svg"}
+    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section", "article"}
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+        if tag in ("h1", "h2", "h3", "h4", "h5", "h6") and not self._skipping:
+            self.parts.append("#" * int(tag[1]) + " ")
+
+    def handle_endtag(self, tag):
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def load_html(path: Path) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path))
+    parser = _HTMLText()
+    parser.feed(text)
+    cleaned = clean_text("".join(parser.parts))
+    if not cleaned:
+        raise DocumentError(path, "the HTML page has no text: nothing to index")
+    records = split_markdown_sections(cleaned)
+    if records:
+        records[0].warning = warning
+    return records
+
+
+def load_notebook(path: Path) -> list[Record]:
+    data = _read_bytes(path)
+    try:
+        notebook = json.loads(data.decode("utf-8"))
+        cells = notebook["cells"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise DocumentError(path, "not a valid Jupyter notebook (bad JSON): open and re-save it in Jupyter") from None
+    parts = []
+    for cell in cells:
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        if not source.strip():
+            continue
+        parts.append(f"```\n{source}\n```" if cell.get("cell_type") == "code" else source)
+    cleaned = clean_text("\n\n".join(parts))
+    if not cleaned:
+        raise DocumentError(path, "the notebook has no text: nothing to index")
+    return split_markdown_sections(cleaned)
+
+
+LOADERS: dict[str, Callable[[Path], list[Record]]] = {
+    ".pdf": load_pdf,
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".ipynb": load_notebook,
+}
+
+
+def load_document(path: str | Path) -> list[Record]:
+    """Records of one document; ``DocumentError`` when it cannot be used."""
+    path = Path(path)
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        known = " ".join(sorted(LOADERS))
+        raise DocumentError(path, f"unsupported format '{path.suffix or '(none)'}': supported are {known}")
+    if not path.exists():
+        raise DocumentError(path, "does not exist: check the path")
+    return loader(path)

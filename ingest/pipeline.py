@@ -1,0 +1,323 @@
+"""Incremental ingest: walk folders, load, clean, chunk, embed only what changed,
+and publish a new index version atomically.
+
+Re-running on the same folder re-embeds only new or changed files (by content
+hash). Files that were ingested from a walked folder and are gone now are removed
+from the index (``prune_missing=False`` keeps them). A file that fails to load but
+was ingested before keeps its previous chunks: a bad copy never erases good data.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from rag import config
+from rag.errors import DocumentError, InputError, RagError
+from rag.types import Chunk
+
+from .chunking import ChunkerSettings, chunk_records, embedding_text, make_splitter, sha256
+from .loaders import LOADERS, load_document
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str  # added | changed | unchanged | removed | failed | skipped
+    chunks: int = 0
+    pages: int = 0
+    reason: str = ""  # why it failed or was skipped
+    warning: str = ""
+
+    def line(self) -> str:
+        detail = self.reason or self.warning
+        return f"{self.status:>9}  {self.path}" + (f": {detail}" if detail else "")
+
+
+@dataclass
+class IngestSummary:
+    index: str
+    files: int = 0  # documents now in the index
+    pages: int = 0
+    chunks: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    chunks_per_s: float = 0.0  # embedded chunks per second of the whole run
+    embed_model: str = ""
+    index_type: str = ""
+    version: str = ""
+    reports: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        return (
+            f"{self.files} files, {self.pages} pages, {self.chunks} chunks in {self.seconds:.1f} s "
+            f"({self.chunks_embedded} embedded, {self.chunks_per_s:.1f} chunks/s); "
+            f"added {self.added}, changed {self.changed}, unchanged {self.unchanged}, removed {self.removed}, "
+            f"failed {self.failed}, skipped {self.skipped} -> {self.index}"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = None,
+             exclude: list[str] | None = None) -> tuple[list[Path], list[Path], list[FileReport]]:
+    """(files to load, folders walked, reports for paths that cannot be used)."""
+    files: list[Path] = []
+    roots: list[Path] = []
+    reports: list[FileReport] = []
+    include = include or []
+    exclude = exclude or []
+
+    def wanted(rel: str) -> bool:
+        if include and not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(Path(rel).name, pat) for pat in include):
+            return False
+        return not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(Path(rel).name, pat) for pat in exclude)
+
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            reports.append(FileReport(str(path), "failed", reason="does not exist: check the path"))
+            continue
+        path = path.resolve()
+        if path.is_file():
+            files.append(path)
+            continue
+        roots.append(path)
+        for found in sorted(path.rglob("*")):
+            rel = found.relative_to(path)
+            if _hidden(rel) or found.is_dir():
+                continue
+            if not wanted(rel.as_posix()):
+                continue
+            if found.suffix.lower() not in LOADERS:
+                reports.append(FileReport(str(found), "skipped",
+                                          reason=f"unsupported format '{found.suffix or '(none)'}'"))
+                continue
+            files.append(found)
+    unique = list(dict.fromkeys(files))
+    return unique, roots, reports
+
+
+def _previous_state(index_path: Path):
+    """(manifest, chunks, vectors) of the live version, or Nones when there is none."""
+    import json
+
+    from rag.store import read_current, read_manifest
+
+    if read_current(index_path) is None:
+        return None, [], None
+    manifest = read_manifest(index_path)
+    folder = index_path / read_current(index_path)
+    chunks = [Chunk(**json.loads(line)) for line in
+              (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    vectors = np.load(folder / "vectors.npy")
+    return manifest, chunks, vectors
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)
+
+
+def ingest(
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    index: str | os.PathLike | None = None,
+    *,
+    embed_model: str | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    chunk_size: int = ChunkerSettings.chunk_size,
+    chunk_overlap: int = ChunkerSettings.chunk_overlap,
+    index_type: str = "auto",
+    rebuild: bool = False,
+    prune_missing: bool = True,
+    progress: bool = True,
+    on_file: Callable[[FileReport], None] | None = None,
+    lock_timeout: float = 600.0,
+) -> IngestSummary:
+    """Ingest files and folders into the index at ``index`` (default: $RAG_INDEX_DIR or ./.rag/index)."""
+    from filelock import FileLock, Timeout
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if chunk_overlap >= chunk_size or chunk_size < 16:
+        raise InputError(f"chunk size {chunk_size} with overlap {chunk_overlap}: need size >= 16 and overlap < size")
+    started = time.perf_counter()
+    index_path = config.index_dir(index)
+    index_path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_path / ".lock"))
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout:
+        raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
+    try:
+        return _ingest_locked(paths, index_path, embed_model, include, exclude,
+                              ChunkerSettings(chunk_size, chunk_overlap), index_type, rebuild,
+                              prune_missing, progress, on_file, started)
+    finally:
+        lock.release()
+
+
+def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, settings: ChunkerSettings,
+                   index_type, rebuild, prune_missing, progress, on_file, started) -> IngestSummary:
+    from rag.errors import EmbedderMismatchError
+    from rag.store import write_version
+
+    def report(item: FileReport) -> None:
+        summary.reports.append(item)
+        if on_file:
+            on_file(item)
+
+    files, roots, early = discover(paths, include, exclude)
+    manifest, old_chunks, old_vectors = (None, [], None) if rebuild else _previous_state(index_path)
+    model_name = config.embed_model(embed_model) if (embed_model or manifest is None) else manifest["embedder"]["name"]
+    if manifest is not None and manifest["embedder"]["name"] != model_name:
+        raise EmbedderMismatchError(str(index_path), manifest["embedder"]["name"], model_name)
+    if manifest is not None and manifest.get("chunker") != settings.describe():
+        # Other chunk sizes: every file must be chunked and embedded again.
+        manifest, old_chunks, old_vectors = None, [], None
+    summary = IngestSummary(index=str(index_path), embed_model=model_name)
+    for item in early:
+        report(item)
+
+    old_files: dict[str, dict] = dict(manifest["files"]) if manifest else {}
+    rows_by_file: dict[str, list[int]] = {}
+    for row, chunk in enumerate(old_chunks):
+        rows_by_file.setdefault(chunk.path, []).append(row)
+
+    embedder = None
+    splitter = None
+    kept: list[tuple[Chunk, np.ndarray | None]] = []  # (chunk, vector or None = to embed)
+    files_meta: dict[str, dict] = {}
+    seen: set[str] = set()
+    for path in _progress(files, len(files), "Loading", progress, "file"):
+        key = str(path)
+        seen.add(key)
+        previous = old_files.get(key)
+        try:
+            data = path.read_bytes()
+            file_hash = sha256(data)
+        except OSError as exc:
+            file_hash = None
+            read_error = f"cannot read the file ({exc.strerror or exc})"
+        if file_hash is not None and previous and previous["hash"] == file_hash:
+            for row in rows_by_file.get(key, []):
+                kept.append((old_chunks[row], old_vectors[row]))
+            files_meta[key] = previous
+            summary.unchanged += 1
+            report(FileReport(key, "unchanged", previous["chunks"], previous.get("pages", 0)))
+            continue
+        try:
+            if file_hash is None:
+                raise DocumentError(key, read_error)
+            records = load_document(path)
+            if embedder is None:
+                from rag.embedders import get_embedder
+
+                embedder = get_embedder(model_name)
+                splitter = make_splitter(settings, embedder.count_tokens)
+            chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=splitter)
+            if not chunks:
+                raise DocumentError(key, "no text left after cleaning: nothing to index")
+        except DocumentError as exc:
+            summary.failed += 1
+            if previous:  # keep what we had: a broken copy must not erase good data
+                for row in rows_by_file.get(key, []):
+                    kept.append((old_chunks[row], old_vectors[row]))
+                files_meta[key] = previous
+                report(FileReport(key, "failed", reason=exc.reason + " (kept its previous version in the index)"))
+            else:
+                report(FileReport(key, "failed", reason=exc.reason))
+            continue
+        pages = sum(1 for r in records if r.page is not None)
+        warning = next((r.warning for r in records if r.warning), None) or ""
+        status = "changed" if previous else "added"
+        setattr(summary, status, getattr(summary, status) + 1)
+        kept.extend((chunk, None) for chunk in chunks)
+        files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
+                           "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        report(FileReport(key, status, len(chunks), pages, warning=warning))
+
+    for key, meta in old_files.items():
+        if key in seen or key in files_meta:
+            continue
+        under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
+        if prune_missing and under_walked_root and not Path(key).exists():
+            summary.removed += 1
+            report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
+            continue
+        for row in rows_by_file.get(key, []):
+            kept.append((old_chunks[row], old_vectors[row]))
+        files_meta[key] = meta
+
+    changed = summary.added + summary.changed + summary.removed
+    if manifest is not None and changed == 0:
+        from rag.store import read_current
+
+        summary.version = read_current(index_path) or ""  # the manifest does not name its own folder
+        summary.index_type = manifest.get("index_type", "")
+    else:
+        to_embed = [i for i, (_, vec) in enumerate(kept) if vec is None]
+        if to_embed and embedder is None:
+            from rag.embedders import get_embedder
+
+            embedder = get_embedder(model_name)
+        dim = embedder.dim if embedder else (old_vectors.shape[1] if old_vectors is not None else 0)
+        vectors = np.zeros((len(kept), dim), dtype=np.float32)
+        for i, (_, vec) in enumerate(kept):
+            if vec is not None:
+                vectors[i] = vec
+        embed_started = time.perf_counter()
+        batch = 64
+        bar = _progress(range(0, len(to_embed), batch), (len(to_embed) + batch - 1) // batch,
+                        "Embedding", progress, "batch")
+        for start in bar:
+            rows = to_embed[start:start + batch]
+            vectors[rows] = embedder.embed_passages([embedding_text(kept[i][0]) for i in rows])
+        summary.embed_seconds = time.perf_counter() - embed_started
+        summary.chunks_embedded = len(to_embed)
+        describe = embedder.describe() if embedder else manifest["embedder"]
+        created = manifest.get("created_at") if manifest else time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        new_manifest = {
+            "embedder": describe,
+            "chunker": settings.describe(),
+            "created_at": created,
+            "files": files_meta,
+        }
+        version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type)
+        summary.version = version
+        from rag.store import read_manifest
+
+        summary.index_type = read_manifest(index_path)["index_type"]
+
+    summary.files = len(files_meta)
+    summary.pages = sum(m.get("pages", 0) for m in files_meta.values())
+    summary.chunks = len(kept)
+    summary.seconds = time.perf_counter() - started
+    summary.chunks_per_s = summary.chunks_embedded / summary.seconds if summary.seconds else 0.0
+    return summary

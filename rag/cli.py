@@ -1,0 +1,203 @@
+"""The `rag` command: ingest | ask | chat | ui | eval.
+
+Exit codes: 0 success; 1 some inputs failed (the rest was done, see the lines printed);
+2 usage error (bad option, missing path, empty question); 3 index or model problem
+(no index, corrupt index, embedding model mismatch, generator unavailable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import config
+from .errors import (
+    BackendNotFoundError,
+    DocumentError,
+    InputError,
+    QuestionFileError,
+    RagError,
+)
+
+EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILURE = 1, 2, 3
+
+index_option = click.option(
+    "--index", "index", envvar="RAG_INDEX_DIR", type=click.Path(file_okay=False),
+    default=str(config.DEFAULT_INDEX_DIR), show_default=True, help="Index directory [env RAG_INDEX_DIR].",
+)
+
+
+def fail(error: Exception) -> None:
+    """One line on stderr and the matching exit code; never a traceback for expected errors."""
+    code = EXIT_USAGE if isinstance(error, (InputError, BackendNotFoundError, QuestionFileError)) else EXIT_FAILURE
+    click.echo(f"error: {error}", err=True)
+    sys.exit(code)
+
+
+class RagGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rag-docs")
+def main():
+    """Ask questions about your documents (PDF, text, markdown) in any language."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@click.option("--embed-model", envvar="RAG_EMBED_MODEL", default=None,
+              help="Embedding model: use-multilingual (default, offline), minilm, or a Hugging Face id/path.")
+@click.option("--include", multiple=True, help="Glob of files to take (repeatable), e.g. '*.pdf'.")
+@click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable), e.g. 'drafts/*'.")
+@click.option("--chunk-size", default=200, show_default=True, help="Chunk size in embedding-model tokens.")
+@click.option("--chunk-overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
+              help="Dense index: exact (flat), HNSW, or chosen by size.")
+@click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--keep-missing", is_flag=True, help="Keep chunks of files deleted from the folders.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars; print only failures.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, index_type, rebuild,
+           keep_missing, quiet, as_json):
+    """Add documents (files or folders) to the index; re-runs embed only what changed."""
+    from ingest.pipeline import ingest as run_ingest
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing and len(missing) == len(paths):
+        raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
+
+    def on_file(report):
+        if report.status in ("failed", "skipped"):
+            click.echo(report.line(), err=True)
+        elif not quiet and not as_json and report.status != "unchanged":
+            click.echo(report.line())
+        elif not quiet and not as_json and report.warning:
+            click.echo(report.line())
+
+    summary = run_ingest(
+        list(paths), index, embed_model=embed_model, include=list(include), exclude=list(exclude),
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, index_type=index_type, rebuild=rebuild,
+        prune_missing=not keep_missing, progress=not (quiet or as_json), on_file=on_file,
+    )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    elif not quiet:
+        click.echo(summary.line())
+    sys.exit(0 if summary.failed == 0 else EXIT_PARTIAL)
+
+
+def generation_options(func):
+    options = [
+        index_option,
+        click.option("--generator", "-g", envvar="RAG_GENERATOR", default=None,
+                     help="openai, hf or extractive [env RAG_GENERATOR; default: openai when "
+                          "OPENAI_API_KEY/OPENAI_BASE_URL is set, else hf]."),
+        click.option("--model", "-m", envvar="RAG_MODEL", default=None, help="Generator model name or path."),
+        click.option("--temperature", "-t", default=0.2, show_default=True, type=float),
+        click.option("--top-p", default=0.9, show_default=True, type=float),
+        click.option("--max-tokens", default=512, show_default=True, type=int),
+        click.option("--k", "-k", default=5, show_default=True, type=int, help="Chunks retrieved."),
+        click.option("--min-score", envvar="RAG_MIN_SCORE", default=None, type=float,
+                     help="Refusal threshold on the best chunk's cosine [env RAG_MIN_SCORE]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def print_sources(sources) -> None:
+    if not sources:
+        return
+    click.echo("\nSources:")
+    for number, source in enumerate(sources, start=1):
+        snippet = " ".join(source.text.split())[:110]
+        page = f" p.{source.page}" if source.page else ""
+        click.echo(f"  [{number}] {source.source}{page}  score {source.score:.4f} (cos {source.dense_score:.2f})  {snippet}")
+
+
+@main.command()
+@click.argument("question")
+@generation_options
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and its sources as JSON.")
+def ask(question, index, generator, model, temperature, top_p, max_tokens, k, min_score, as_json):
+    """Answer QUESTION from the indexed documents, with sources."""
+    from .qa import ask as run_ask
+
+    if not question.strip():
+        raise click.UsageError("the question is empty: type a question about your documents")
+    streamed = run_ask(question, index, k, generator=generator, model=model, temperature=temperature,
+                       top_p=top_p, max_tokens=max_tokens, min_score=min_score, stream=True)
+    if as_json:
+        for _ in streamed:
+            pass
+        click.echo(json.dumps(streamed.answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for piece in streamed:
+        click.echo(piece, nl=False)
+    click.echo()
+    print_sources(streamed.answer.sources)
+
+
+@main.command()
+@generation_options
+def chat(index, generator, model, temperature, top_p, max_tokens, k, min_score):
+    """A conversation in the terminal; follow-up questions use the history. Ctrl-D quits."""
+    from .qa import ask as run_ask
+
+    history: list[tuple[str, str]] = []
+    click.echo("Ask about your documents. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        if not question:
+            return
+        try:
+            streamed = run_ask(question, index, k, generator=generator, model=model, temperature=temperature,
+                               top_p=top_p, max_tokens=max_tokens, min_score=min_score, history=history,
+                               stream=True)
+            click.echo("rag> ", nl=False)
+            for piece in streamed:
+                click.echo(piece, nl=False)
+            click.echo()
+            print_sources(streamed.answer.sources)
+            history.append((question, streamed.answer.text))
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+        except RagError as exc:
+            fail(exc)
+
+
+def _register_optional_commands() -> None:
+    # The UI and eval commands live beside their code; their heavy imports stay lazy.
+    from ui.command import ui_command
+    from .evaluation.command import eval_command
+
+    main.add_command(ui_command, "ui")
+    main.add_command(eval_command, "eval")
+
+
+try:
+    _register_optional_commands()
+except ImportError:  # a partial checkout; `rag ingest/ask/chat` still work
+    pass
+
+
+if __name__ == "__main__":
+    main()

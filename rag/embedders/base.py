@@ -1,0 +1,57 @@
+"""The embedder interface: one abstract method, ``embed_batch``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["query", "passage"]
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalized float32 vectors.
+
+    Subclasses set ``name`` (the id stored in index manifests), ``dim``, and the
+    query/passage prefixes their model was trained with (e5: ``query: ``/``passage: ``).
+    """
+
+    name: str = ""
+    dim: int = 0
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 64
+
+    @abstractmethod
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Vectors for ``texts`` (prefixes already applied), shape (len(texts), dim), normalized."""
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.passage_prefix + t for t in texts])
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.query_prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_queries([text])[0]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.ascontiguousarray(self.embed_batch(texts), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.clip(norms, 1e-12, None)
+
+    def count_tokens(self, text: str) -> int:
+        """Length of ``text`` in the model's tokens; used to size chunks."""
+        return max(1, len(text) // 4)
+
+    def describe(self) -> dict[str, Any]:
+        """What an index manifest records to recognize this embedder later."""
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+        }

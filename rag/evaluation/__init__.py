@@ -1,0 +1,1 @@
+"""Batch evaluation of answers from a question file (`rag eval`)."""

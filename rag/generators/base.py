@@ -1,0 +1,34 @@
+"""The generator interface: ``stream`` yields the answer piece by piece."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from rag.types import Source
+
+
+@dataclass
+class GenerationRequest:
+    messages: list[dict[str, str]]  # chat messages for LLM backends
+    question: str = ""  # the standalone question (for non-LLM backends)
+    sources: list[Source] = field(default_factory=list)
+    temperature: float = 0.2
+    top_p: float = 0.9
+    max_tokens: int = 512
+    stop: list[str] | None = None
+    embedder: Any = None  # the index's embedder, for backends that score sentences
+
+
+class Generator(ABC):
+    name: str = ""
+    model: str = ""
+    is_llm: bool = True  # False: no language model (no question rewriting with it)
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Pieces of the answer as they are produced."""
+
+    def generate(self, request: GenerationRequest) -> str:
+        return "".join(self.stream(request))

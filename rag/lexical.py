@@ -1,0 +1,91 @@
+"""BM25 over tokens that work for every script: words for Latin/Cyrillic text,
+overlapping character bigrams for Chinese, Japanese and Korean (which have no
+spaces, or attach particles to words: 정확도를 must still match 정확도)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+_CJK_RUN = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3]+"
+_TOKEN = re.compile(rf"({_CJK_RUN})|([^\W_]+(?:[._'-][^\W_]+)*)", re.UNICODE)
+
+# Very common function words: they carry no topic and would flood the postings.
+STOPWORDS = frozenset(
+    "a an and are as at be by for from how in is it of on or that the this to was what when where which who why "
+    "with does do did can could should would will you your i we they he she their there these those than then "
+    "il lo la i gli le un una uno di da in con su per tra fra e è che non come cosa quale quali quanto quanti del "
+    "della dei delle al alla ai alle nel nella nei nelle si sono".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    tokens: list[str] = []
+    for cjk, word in _TOKEN.findall(text.lower()):
+        if cjk:
+            if len(cjk) == 1:
+                tokens.append(cjk)
+            else:
+                tokens.extend(cjk[i:i + 2] for i in range(len(cjk) - 1))
+        elif word not in STOPWORDS:
+            tokens.append(word)
+            if any(sep in word for sep in "._-'"):
+                # "per_device_train_batch_size" should also match "batch size"
+                tokens.extend(p for p in re.split(r"[._'-]", word) if p and p not in STOPWORDS)
+    return tokens
+
+
+class LexicalIndex:
+    """A bm25s index over :func:`tokenize` tokens, saved beside the FAISS index."""
+
+    def __init__(self, retriever, vocab: dict[str, int]):
+        self.retriever = retriever
+        self.vocab = vocab
+
+    @classmethod
+    def build(cls, texts: list[str]) -> "LexicalIndex":
+        import bm25s
+        from bm25s.tokenization import Tokenized
+
+        vocab: dict[str, int] = {"": 0}
+        ids = []
+        for text in texts:
+            ids.append([vocab.setdefault(tok, len(vocab)) for tok in tokenize(text)] or [0])
+        retriever = bm25s.BM25()
+        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        return cls(retriever, vocab)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.retriever.save(str(folder), show_progress=False)
+        (folder / "tokens.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = False) -> "LexicalIndex":
+        import bm25s
+
+        retriever = bm25s.BM25.load(str(folder), mmap=mmap, load_vocab=False, show_progress=False)
+        vocab = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
+        return cls(retriever, vocab)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for ``query`` (zeros when no token is known)."""
+        ids = sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
+        n_docs = int(self.retriever.scores["num_docs"])
+        if not ids:
+            return np.zeros(n_docs, dtype=np.float32)
+        return self.retriever.get_scores_from_ids(ids)
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk positions, scores) of the ``k`` best chunks with a score above zero."""
+        scores = self.scores(query)
+        k = min(k, len(scores))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        top = top[scores[top] > 0]
+        return top, scores[top]

@@ -1,0 +1,67 @@
+"""Plain result records passed between ingest, retrieval, generation and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Chunk:
+    """A piece of a document as stored in the index."""
+
+    id: str
+    text: str
+    path: str  # absolute path of the file it came from
+    source: str  # file name, shown to users
+    page: int | None = None  # 1-based PDF page
+    section: str | None = None  # markdown heading
+    lang: str | None = None
+    start: int = 0  # character offsets in the cleaned page/document text
+    end: int = 0
+    content_hash: str = ""  # sha256 of the chunk text
+    file_hash: str = ""  # sha256 of the file bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Source:
+    """A retrieved chunk with its score, as cited by an answer ([n] = position + 1)."""
+
+    text: str
+    source: str
+    path: str
+    page: int | None
+    score: float
+    chunk_id: str = ""
+    section: str | None = None
+    lang: str | None = None
+    dense_score: float | None = None  # cosine similarity to the question
+    lexical_score: float | None = None  # BM25
+
+    def citation(self) -> str:
+        return f"{self.source}, p. {self.page}" if self.page else self.source
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[Source] = field(default_factory=list)
+    refused: bool = False
+    question: str = ""
+    standalone_question: str = ""  # the question after follow-up rewriting
+    lang: str = "en"
+    generator: str = ""
+    model: str = ""
+    score: float = 0.0  # answerability: dense cosine of the best chunk
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sources"] = [s.to_dict() for s in self.sources]
+        return out

@@ -1,0 +1,177 @@
+"""Loading documents: ``load_document(path)`` gives page/section records, or raises
+``DocumentError(path, reason)`` with a reason a person can act on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers_pdf import make_encrypted_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf
+
+from ingest.loaders import load_document
+from rag.errors import DocumentError
+
+KOREAN = "불균형한 레이블 데이터 세트에서 정확도를 성능 평가 수치로 사용하면 안된다. 정밀도와 재현율을 함께 봐야 한다."
+CHINESE = "对企业而言,大模型应用需要综合考虑专业性、数据安全、持续迭代和综合成本等多种因素。"
+
+
+# --- PDF ---------------------------------------------------------------------------------------------
+
+
+def test_pdf_gives_one_record_per_page_numbered_from_one(tmp_path):
+    path = make_pdf(tmp_path / "guide.pdf", ["Installing the tool.", "Configuring it.", "Running it."])
+    records = load_document(path)
+    assert [r.page for r in records] == [1, 2, 3]
+    assert [r.text for r in records] == ["Installing the tool.", "Configuring it.", "Running it."]
+
+
+def test_pdf_record_offsets_point_into_the_whole_document_text(tmp_path):
+    records = load_document(make_pdf(tmp_path / "guide.pdf", ["First page.", "Second page.", "Third page."]))
+    document = "\n\n".join(r.text for r in records)  # pages are joined by a blank line
+    for record in records:
+        assert document[record.start:record.start + len(record.text)] == record.text
+
+
+def test_blank_pdf_pages_are_left_out_but_keep_the_numbering(tmp_path):
+    records = load_document(make_pdf(tmp_path / "gaps.pdf", ["Page one.", "", "Page three."]))
+    assert [(r.page, r.text) for r in records] == [(1, "Page one."), (3, "Page three.")]
+
+
+# --- text, markdown, html, notebooks ------------------------------------------------------------
+
+
+def test_text_file_is_one_record_without_page(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("Line one.\nLine two.\n", encoding="utf-8")
+    [record] = load_document(path)
+    assert (record.text, record.page, record.section, record.warning) == ("Line one.\nLine two.", None, None, None)
+
+
+def test_markdown_headings_become_section_paths(tmp_path):
+    path = tmp_path / "manual.md"
+    path.write_text(
+        "Preface text.\n\n"
+        "# Intro\nWhat it is.\n\n"
+        "## Setup\nInstall it:\n\n```bash\n# not a heading: a shell comment\npip install rag\n```\n\n"
+        "### Linux\napt install it.\n\n"
+        "## Usage\nRun it.\n\n"
+        "# Reference\nAll options.\n",
+        encoding="utf-8",
+    )
+    sections = [(r.section, r.text.splitlines()[0]) for r in load_document(path)]
+    assert sections == [
+        (None, "Preface text."),
+        ("Intro", "# Intro"),
+        ("Intro > Setup", "## Setup"),
+        ("Intro > Setup > Linux", "### Linux"),
+        ("Intro > Usage", "## Usage"),
+        ("Reference", "# Reference"),
+    ]
+    setup = load_document(path)[2]
+    assert "# not a heading: a shell comment" in setup.text
+
+
+def test_html_headings_become_sections_and_scripts_are_dropped(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>t</title><script>var x = 1;</script></head><body>"
+        "<h1>Intro</h1><p>Hello.</p><h2>Setup</h2><p>Install it.</p></body></html>",
+        encoding="utf-8",
+    )
+    records = load_document(path)
+    assert [r.section for r in records] == ["Intro", "Intro > Setup"]
+    assert "var x" not in " ".join(r.text for r in records)
+
+
+def test_notebook_code_cells_are_fenced(tmp_path):
+    path = tmp_path / "lab.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["# Lab\n", "Train a model."]},
+        {"cell_type": "code", "source": "# a comment, not a heading\nmodel.fit(X, y)"},
+    ]}), encoding="utf-8")
+    [record] = load_document(path)
+    assert record.section == "Lab"
+    assert "```\n# a comment, not a heading\nmodel.fit(X, y)\n```" in record.text
+
+
+# --- encodings ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, encoding", [(KOREAN, "cp949"), (CHINESE, "gbk")])
+def test_legacy_encoded_text_is_decoded_with_a_warning(tmp_path, text, encoding):
+    path = tmp_path / f"{encoding}.txt"
+    path.write_bytes(text.encode(encoding))
+    [record] = load_document(path)
+    assert record.text == text
+    assert "not UTF-8" in record.warning
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_unicode_with_byte_order_mark_needs_no_warning(tmp_path, encoding):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(KOREAN.encode(encoding))
+    [record] = load_document(path)
+    assert (record.text, record.warning) == (KOREAN, None)
+
+
+# --- files that cannot be used: one DocumentError each, naming the problem ------------------
+
+
+def _empty(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def _blank(path: Path) -> Path:
+    path.write_text(" \n\n\t\n", encoding="utf-8")
+    return path
+
+
+def _binary(path: Path) -> Path:
+    path.write_bytes(bytes(range(256)) * 8)
+    return path
+
+
+def _text_named_pdf(path: Path) -> Path:
+    path.write_text("just some text, not a PDF", encoding="utf-8")
+    return path
+
+
+def _directory(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _dangling_symlink(path: Path) -> Path:
+    os.symlink(path.parent / "gone.txt", path)
+    return path
+
+
+BAD_FILES = {
+    # name: (how to make it, words the reason must contain)
+    "locked.pdf": (lambda p: make_encrypted_pdf(p, ["Secret."]), "encrypted with a password"),
+    "cut.pdf": (lambda p: make_truncated_pdf(p), "damaged or truncated"),
+    "scan.pdf": (lambda p: make_image_only_pdf(p), "no text layer"),
+    "fake.pdf": (_text_named_pdf, "not a PDF"),
+    "empty.txt": (_empty, "empty"),
+    "blank.md": (_blank, "empty"),
+    "data.txt": (_binary, "looks binary"),
+    "folder.txt": (_directory, "is a directory"),
+    "link.txt": (_dangling_symlink, "does not exist"),
+    "missing.txt": (lambda p: p, "does not exist"),
+    "report.docx": (lambda p: p.write_bytes(b"PK\x03\x04") and p, "unsupported format '.docx'"),
+    "README": (lambda p: p.write_text("hello") and p, "unsupported format '(none)'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_unusable_file_raises_document_error_naming_the_problem(tmp_path, name):
+    make, reason = BAD_FILES[name]
+    path = make(tmp_path / name)
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    assert reason in caught.value.reason
+    assert caught.value.path == str(path)
+    assert str(path) in str(caught.value)  # the message names the file too
