@@ -8,6 +8,7 @@ the largest boundary that keeps it under the size.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,8 +27,9 @@ SEPARATORS = [
 
 @dataclass(frozen=True)
 class ChunkerSettings:
-    chunk_size: int = 200  # embedding-model tokens
-    chunk_overlap: int = 40
+    chunk_size: int = 400  # embedding-model tokens
+    chunk_overlap: int = 80
+    window_chars: int = 200  # sentence windows embedded beside each chunk (0: none)
 
     def describe(self) -> dict:
         return {
@@ -36,6 +38,7 @@ class ChunkerSettings:
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
             "separators": SEPARATORS,
+            "window_chars": self.window_chars,
         }
 
 
@@ -96,6 +99,34 @@ def chunk_records(records: list[Record], *, path: str, file_hash: str, splitter)
                 file_hash=file_hash,
             ))
     return chunks
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.;:])\s+|\n+")
+
+
+def sentence_windows(text: str, max_chars: int) -> list[str]:
+    """Consecutive sentences packed into windows of at most ``max_chars`` characters.
+
+    The multilingual encoder is trained on sentence-length text: a chunk's vector
+    blurs its topics, a window's vector keeps them sharp. A chunk that is a single
+    window gets none (its own vector already is that window).
+    """
+    if max_chars <= 0:
+        return []
+    windows: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        sentence = (sentence or "").strip()
+        if not sentence:
+            continue
+        if current and len(current) + len(sentence) + 1 > max_chars:
+            windows.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        windows.append(current)
+    return windows if len(windows) > 1 else []
 
 
 def embedding_text(chunk: Chunk) -> str:

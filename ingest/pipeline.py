@@ -22,7 +22,7 @@ from rag import config
 from rag.errors import DocumentError, InputError, RagError
 from rag.types import Chunk
 
-from .chunking import ChunkerSettings, chunk_records, embedding_text, make_splitter, sha256
+from .chunking import ChunkerSettings, chunk_records, embedding_text, make_splitter, sentence_windows, sha256
 from .loaders import LOADERS, load_document
 
 
@@ -53,6 +53,7 @@ class IngestSummary:
     failed: int = 0
     skipped: int = 0
     chunks_embedded: int = 0
+    texts_embedded: int = 0  # chunks plus their sentence windows
     seconds: float = 0.0
     embed_seconds: float = 0.0
     chunks_per_s: float = 0.0  # embedded chunks per second of the whole run
@@ -120,8 +121,27 @@ def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = Non
     return unique, roots, reports
 
 
+class _StoredVectors:
+    """Vectors of the live version, by chunk row: (chunk vector, its window vectors)."""
+
+    def __init__(self, folder: Path):
+        self.vectors = np.load(folder / "vectors.npy")
+        self.shape = self.vectors.shape
+        if (folder / "windows.npy").exists():
+            self.windows = np.load(folder / "windows.npy")
+            owner = np.load(folder / "window_owner.npy")
+            counts = np.bincount(owner, minlength=len(self.vectors))
+            self.starts = np.concatenate([[0], np.cumsum(counts)])
+        else:
+            self.windows = np.zeros((0, self.shape[1]), dtype=np.float32)
+            self.starts = np.zeros(len(self.vectors) + 1, dtype=np.int64)
+
+    def __getitem__(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.vectors[row], self.windows[self.starts[row]:self.starts[row + 1]]
+
+
 def _previous_state(index_path: Path):
-    """(manifest, chunks, vectors) of the live version, or Nones when there is none."""
+    """(manifest, chunks, stored vectors) of the live version, or Nones when there is none."""
     import json
 
     from rag.store import read_current, read_manifest
@@ -132,8 +152,7 @@ def _previous_state(index_path: Path):
     folder = index_path / read_current(index_path)
     chunks = [Chunk(**json.loads(line)) for line in
               (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    vectors = np.load(folder / "vectors.npy")
-    return manifest, chunks, vectors
+    return manifest, chunks, _StoredVectors(folder)
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
@@ -202,7 +221,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
         # Other chunk sizes: every file must be chunked and embedded again.
         manifest, old_chunks, old_vectors = None, [], None
     summary = IngestSummary(index=str(index_path), embed_model=model_name)
-    for item in early:
+    for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
+        setattr(summary, item.status, getattr(summary, item.status) + 1)
         report(item)
 
     old_files: dict[str, dict] = dict(manifest["files"]) if manifest else {}
@@ -212,7 +232,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
 
     embedder = None
     splitter = None
-    kept: list[tuple[Chunk, np.ndarray | None]] = []  # (chunk, vector or None = to embed)
+    # (chunk, (vector, window vectors)) or (chunk, None) when it must be embedded
+    kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
     files_meta: dict[str, dict] = {}
     seen: set[str] = set()
     for path in _progress(files, len(files), "Loading", progress, "file"):
@@ -289,18 +310,41 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             embedder = get_embedder(model_name)
         dim = embedder.dim if embedder else (old_vectors.shape[1] if old_vectors is not None else 0)
         vectors = np.zeros((len(kept), dim), dtype=np.float32)
-        for i, (_, vec) in enumerate(kept):
-            if vec is not None:
-                vectors[i] = vec
+        window_blocks: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(kept)
+        for i, (_, stored) in enumerate(kept):
+            if stored is not None:
+                vectors[i], window_blocks[i] = stored
+        # One flat list of texts, each chunk followed by its sentence windows, so
+        # batches stay full whatever the chunk sizes.
+        texts: list[str] = []
+        slots: list[tuple[int, int]] = []  # (kept row, -1 for the chunk or window number)
+        windows_of: dict[int, int] = {}
+        for i in to_embed:
+            texts.append(embedding_text(kept[i][0]))
+            slots.append((i, -1))
+            windows = sentence_windows(kept[i][0].text, settings.window_chars)
+            windows_of[i] = len(windows)
+            texts.extend(windows)
+            slots.extend((i, w) for w in range(len(windows)))
+        for i, count in windows_of.items():
+            window_blocks[i] = np.zeros((count, dim), dtype=np.float32)
         embed_started = time.perf_counter()
         batch = 64
-        bar = _progress(range(0, len(to_embed), batch), (len(to_embed) + batch - 1) // batch,
-                        "Embedding", progress, "batch")
-        for start in bar:
-            rows = to_embed[start:start + batch]
-            vectors[rows] = embedder.embed_passages([embedding_text(kept[i][0]) for i in rows])
+        bar = _progress(None, len(texts), "Embedding", progress, "text") if texts else None
+        for start in range(0, len(texts), batch):
+            embedded = embedder.embed_passages(texts[start:start + batch])
+            for (row, w), vector in zip(slots[start:start + batch], embedded):
+                if w < 0:
+                    vectors[row] = vector
+                else:
+                    window_blocks[row][w] = vector
+            if bar is not None:
+                bar.update(len(embedded))
+        if bar is not None:
+            bar.close()
         summary.embed_seconds = time.perf_counter() - embed_started
         summary.chunks_embedded = len(to_embed)
+        summary.texts_embedded = len(texts)
         describe = embedder.describe() if embedder else manifest["embedder"]
         created = manifest.get("created_at") if manifest else time.strftime("%Y-%m-%dT%H:%M:%S%z")
         new_manifest = {
@@ -309,7 +353,12 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             "created_at": created,
             "files": files_meta,
         }
-        version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type)
+        window_owner = np.concatenate(
+            [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
+            [np.zeros(0, dtype=np.int32)])
+        window_vectors = np.concatenate(window_blocks) if window_blocks else np.zeros((0, dim), np.float32)
+        version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type,
+                                window_vectors=window_vectors, window_owner=window_owner)
         summary.version = version
         from rag.store import read_manifest
 

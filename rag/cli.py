@@ -63,8 +63,8 @@ def main():
               help="Embedding model: use-multilingual (default, offline), minilm, or a Hugging Face id/path.")
 @click.option("--include", multiple=True, help="Glob of files to take (repeatable), e.g. '*.pdf'.")
 @click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable), e.g. 'drafts/*'.")
-@click.option("--chunk-size", default=200, show_default=True, help="Chunk size in embedding-model tokens.")
-@click.option("--chunk-overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--chunk-size", default=400, show_default=True, help="Chunk size in embedding-model tokens.")
+@click.option("--chunk-overlap", default=80, show_default=True, help="Overlap between chunks, in tokens.")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
               help="Dense index: exact (flat), HNSW, or chosen by size.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")

@@ -20,7 +20,7 @@ DEFAULT_INDEX_DIR = Path(".rag") / "index"
 DEFAULT_EMBED_MODEL = "use-multilingual"
 # Dense cosine of the best chunk below which a question counts as not covered by
 # the documents. Calibrated with `rag eval` (see README, "Refusal threshold").
-DEFAULT_MIN_SCORE = 0.20
+DEFAULT_MIN_SCORE = 0.17
 
 
 def index_dir(path: str | os.PathLike | None = None) -> Path:

@@ -29,7 +29,10 @@ class RetrievalSettings:
     k: int = 5
     candidates: int = 50  # per ranker, before fusion
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    # BM25 votes at a third of the dense ranking's weight: it rescues exact terms
+    # and numbers, but most questions are cross-lingual, where it only adds noise
+    # (weights 0 / 0.3 / 0.6 / 1.0 compared with bench/retrieval.py).
+    lexical_weight: float = 0.3
     mmr: bool = False
     mmr_lambda: float = 0.7
     reranker: str | None = None  # cross-encoder model id or path
@@ -103,15 +106,15 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     t0 = time.perf_counter()
     qvec = embedder.embed_query(question)
     t1 = time.perf_counter()
-    n = min(settings.candidates, len(index))
+    n = min(max(settings.candidates, settings.k), len(index))  # k above `candidates` still gets k
     dense_ids, _ = index.search_dense(qvec, n)
     t2 = time.perf_counter()
     lexical_ids, lexical_scores = index.lexical.search(question, n)
     t3 = time.perf_counter()
     fused = rrf([(dense_ids, settings.dense_weight), (lexical_ids, settings.lexical_weight)])
     rows = sorted(fused, key=fused.get, reverse=True)
-    cand_vectors = np.asarray(index.vectors[rows], dtype=np.float32)
-    cosines = cand_vectors @ qvec
+    dense_by_row = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
+    cosines = dense_by_row
     lexical_by_row = dict(zip(map(int, lexical_ids), map(float, lexical_scores)))
 
     k = min(settings.k, len(rows))
@@ -123,13 +126,13 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
         rows = [pool[i] for i in order]
         for i, r in enumerate(pool):
             fused[r] = float(scores[i])
-        cosines = np.asarray(index.vectors[rows], dtype=np.float32) @ qvec
+        cosines = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
     if settings.mmr:
         pool = rows[: max(k * 4, 20)]
         relevance = np.array([fused[r] for r in pool])
         relevance = relevance / (relevance.max() or 1.0)
         rows = mmr_order(pool, relevance, np.asarray(index.vectors[pool], dtype=np.float32), k, settings.mmr_lambda)
-        cosines = np.asarray(index.vectors[rows], dtype=np.float32) @ qvec
+        cosines = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
     t4 = time.perf_counter()
 
     sources = []
@@ -140,7 +143,7 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
             score=round(float(fused[row]), 6), chunk_id=chunk.id, section=chunk.section, lang=chunk.lang,
             dense_score=round(float(cosine), 4), lexical_score=lexical_by_row.get(row),
         ))
-    best_dense = float(np.max(cand_vectors @ qvec)) if len(rows) else 0.0
+    best_dense = float(np.max(dense_by_row)) if len(rows) else 0.0
     timings.update(embed=t1 - t0, dense=t2 - t1, lexical=t3 - t2, fusion=t4 - t3, total=t4 - t0)
     return Retrieval(sources, best_dense, timings)
 

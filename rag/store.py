@@ -7,8 +7,11 @@ Layout::
       v-<time>-<rand>/      one complete, immutable version
         manifest.json       format version, embedding model, chunker settings, files, counts
         chunks.jsonl        one Chunk per line, in vector order
-        vectors.npy         float32 embeddings (reused by incremental ingest)
+        vectors.npy         float32 chunk embeddings (reused by incremental ingest)
         dense.faiss         exact inner-product (flat) or HNSW index over the vectors
+        windows.npy         float32 embeddings of sentence windows, grouped by chunk
+        window_owner.npy    int32 chunk row of each window
+        windows.faiss       dense index over the windows
         bm25/               lexical index
       .lock                 held while an ingest writes
 
@@ -70,6 +73,10 @@ def build_faiss(vectors: np.ndarray, index_type: str):
     return index
 
 
+# A chunk's dense score mixes its own vector and its best sentence window.
+WINDOW_WEIGHT = 0.5
+
+
 @dataclass
 class Index:
     """A loaded, read-only index version."""
@@ -81,7 +88,17 @@ class Index:
     vectors: np.ndarray
     dense: Any  # faiss index
     lexical: Any  # rag.lexical.LexicalIndex
+    window_vectors: np.ndarray | None = None
+    window_owner: np.ndarray | None = None
+    window_dense: Any = None
+    _window_start: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self):
+        if self.window_owner is not None:
+            # Windows are stored grouped by chunk: chunk r owns rows start[r]:start[r+1].
+            counts = np.bincount(self.window_owner, minlength=len(self.chunks))
+            self._window_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     @property
     def embed_model(self) -> str:
@@ -91,12 +108,37 @@ class Index:
         return len(self.chunks)
 
     def search_dense(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best chunk rows and their dense scores, best first."""
         k = min(k, len(self.chunks))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, ids = self.dense.search(np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k)
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        _, ids = self.dense.search(query, k)
+        candidates = ids[0][ids[0] >= 0]
+        if self.window_dense is not None and self.window_dense.ntotal:
+            _, wids = self.window_dense.search(query, min(3 * k, self.window_dense.ntotal))
+            owners = self.window_owner[wids[0][wids[0] >= 0]]
+            candidates = np.unique(np.concatenate([candidates, owners]))
+        scores = self.dense_scores(query[0], candidates)
+        order = np.argsort(-scores)[:k]
+        return candidates[order], scores[order]
+
+    def dense_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact dense score of chunk ``rows``: its cosine mixed with its best window's."""
+        rows = np.asarray(rows, dtype=np.int64)
+        own = np.asarray(self.vectors[rows], dtype=np.float32) @ query_vector
+        if self._window_start is None or not len(rows):
+            return own
+        starts, ends = self._window_start[rows], self._window_start[rows + 1]
+        best = own.copy()  # a chunk without windows is its own best window
+        has = ends > starts
+        if has.any():
+            spans = [np.arange(a, b) for a, b in zip(starts[has], ends[has])]
+            flat = np.concatenate(spans)
+            sims = np.asarray(self.window_vectors[flat], dtype=np.float32) @ query_vector
+            offsets = np.concatenate([[0], np.cumsum([len(x) for x in spans])[:-1]])
+            best[has] = np.maximum.reduceat(sims, offsets)
+        return WINDOW_WEIGHT * best + (1 - WINDOW_WEIGHT) * own
 
 
 def read_current(path: Path) -> str | None:
@@ -138,11 +180,18 @@ def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         dense = faiss.read_index(str(folder / "dense.faiss"))
         lexical = LexicalIndex.load(folder / "bm25")
+        windows = owner = window_dense = None
+        if (folder / "windows.npy").exists():
+            windows = np.load(folder / "windows.npy", mmap_mode="r")
+            owner = np.load(folder / "window_owner.npy")
+            window_dense = faiss.read_index(str(folder / "windows.faiss"))
     except Exception as exc:
         raise IndexCorruptError(str(path), f"{type(exc).__name__}: {str(exc)[:200]}") from None
     if not (len(chunks) == vectors.shape[0] == dense.ntotal):
         raise IndexCorruptError(str(path), f"{len(chunks)} chunks but {dense.ntotal} vectors")
-    return Index(path, version, manifest, chunks, vectors, dense, lexical)
+    if windows is not None and not (len(owner) == windows.shape[0] == window_dense.ntotal):
+        raise IndexCorruptError(str(path), f"{len(owner)} window owners but {window_dense.ntotal} window vectors")
+    return Index(path, version, manifest, chunks, vectors, dense, lexical, windows, owner, window_dense)
 
 
 _cache: dict[str, Index] = {}
@@ -166,7 +215,8 @@ def open_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
 
 
 def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest: dict[str, Any],
-                  index_type: str = "auto") -> str:
+                  index_type: str = "auto", window_vectors: np.ndarray | None = None,
+                  window_owner: np.ndarray | None = None) -> str:
     """Write a complete new version and make it live. Returns its folder name."""
     from .lexical import LexicalIndex
     from ingest.chunking import embedding_text
@@ -185,6 +235,13 @@ def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest
             out.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
     np.save(staging / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(build_faiss(vectors, chosen), str(staging / "dense.faiss"))
+    if window_vectors is not None:
+        order = np.argsort(window_owner, kind="stable")  # grouped by chunk, see Index
+        window_vectors = np.ascontiguousarray(window_vectors[order], dtype=np.float32)
+        np.save(staging / "windows.npy", window_vectors)
+        np.save(staging / "window_owner.npy", np.asarray(window_owner, dtype=np.int32)[order])
+        window_type = choose_index_type(len(window_vectors), index_type)
+        faiss.write_index(build_faiss(window_vectors, window_type), str(staging / "windows.faiss"))
     LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging / "bm25")
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(staging)

@@ -90,13 +90,20 @@ class HFGenerator(Generator):
     def _save_converted(target: Path, tokenizer, lm) -> None:
         # Written beside and renamed, so an interrupted save is never mistaken for a cache.
         staging = target.with_name(target.name + ".partial")
+        # The weights are plain float tensors after dequantizing; only the GGUF
+        # marker stops save_pretrained, so drop it.
+        lm.hf_quantizer = None
+        if getattr(lm.config, "quantization_config", None) is not None:
+            del lm.config.quantization_config
         try:
             staging.mkdir(parents=True, exist_ok=True)
             tokenizer.save_pretrained(staging)
             lm.save_pretrained(staging)
             staging.rename(target)
-        except OSError:
-            pass  # no writable cache: the next start converts again
+        except Exception:  # no writable cache, no disk space: the next start converts again
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         import torch

@@ -1,0 +1,93 @@
+"""Retrieval quality on question files in the dev schema: hit@k and MRR@k of the
+evidence passage, per question language, for the default settings and a few
+alternatives, all over one index built here.
+
+    python bench/retrieval.py                      # dev + extra questions, txt corpus
+    python bench/retrieval.py --corpus pdf --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared"
+QUESTION_FILES = [SHARED / "eval" / "dev_questions.jsonl", ROOT / "bench" / "data" / "extra_questions.jsonl"]
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def evaluate(index, questions, settings, k=5):
+    from rag.retrieval import search
+
+    ranks, by_lang, refusal_scores = [], {}, []
+    for q in questions:
+        result = search(index, q["question"], settings)
+        refusal_scores.append((result.best_dense, bool(q.get("answerable", True))))
+        if not q.get("answerable", True):
+            continue
+        rank = next((i + 1 for i, s in enumerate(result.sources[:k])
+                     if squeeze(q["evidence"]) in squeeze(s.text)), None)
+        ranks.append(rank)
+        by_lang.setdefault(q["lang"], []).append(rank)
+    hit = sum(r is not None for r in ranks) / len(ranks)
+    mrr = sum(1 / r for r in ranks if r) / len(ranks)
+    langs = {lang: round(sum(r is not None for r in rs) / len(rs), 3) for lang, rs in sorted(by_lang.items())}
+    return {"hit@5": round(hit, 3), "mrr@5": round(mrr, 3), "n": len(ranks), "hit@5_by_lang": langs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="txt", choices=["txt", "pdf"])
+    parser.add_argument("--questions", nargs="*", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"shared corpus not found at {SHARED}: run from a checkout with ../shared beside it")
+
+    from dataclasses import replace
+
+    from ingest.pipeline import ingest
+    from rag.retrieval import RetrievalSettings
+    from rag.store import load_index
+
+    files = args.questions or [f for f in QUESTION_FILES if f.exists()]
+    sets = {f.stem: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+            for f in files}
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", progress=not (args.quiet or args.json))
+        index = load_index(Path(tmp) / "index")
+        default = RetrievalSettings(k=5)
+        variants = {
+            "default (hybrid)": default,
+            "dense only": replace(default, lexical_weight=0.0),
+            "bm25 only": replace(default, dense_weight=0.0),
+            "hybrid, equal weights": replace(default, lexical_weight=1.0),
+        }
+        results = {name: {stem: evaluate(index, qs, settings) for stem, qs in sets.items()}
+                   for name, settings in variants.items()}
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "retrieval.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    if not args.quiet:
+        print(f"{'variant':24s} {'questions':22s} {'hit@5':>6s} {'mrr@5':>6s}  by language")
+        for name, per_set in results.items():
+            for stem, r in per_set.items():
+                print(f"{name:24s} {stem:22s} {r['hit@5']:6.3f} {r['mrr@5']:6.3f}  {r['hit@5_by_lang']}")
+
+
+if __name__ == "__main__":
+    main()
