@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="txt", choices=["txt", "pdf"])
     parser.add_argument("--questions", nargs="*", type=Path, default=None)
+    parser.add_argument("--embed-model", default=None, help="embedding model to compare (default: the default)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -65,7 +66,8 @@ def main() -> None:
     sets = {f.stem: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
             for f in files}
     with tempfile.TemporaryDirectory() as tmp:
-        ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", progress=not (args.quiet or args.json))
+        ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", embed_model=args.embed_model,
+               progress=not (args.quiet or args.json))
         index = load_index(Path(tmp) / "index")
         default = RetrievalSettings(k=5)
         variants = {
@@ -81,7 +83,8 @@ def main() -> None:
         return
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "retrieval.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    name = "retrieval" + (f"-{args.embed_model.replace('/', '_')}" if args.embed_model else "")
+    (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     if not args.quiet:
         print(f"{'variant':24s} {'questions':22s} {'hit@5':>6s} {'mrr@5':>6s}  by language")
         for name, per_set in results.items():

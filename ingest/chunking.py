@@ -42,12 +42,18 @@ class ChunkerSettings:
         }
 
 
-def make_splitter(settings: ChunkerSettings, count_tokens: Callable[[str], int]):
+def make_splitter(settings: ChunkerSettings, count_tokens: Callable[[str], int], max_tokens: int | None = None):
+    """A splitter for ``settings``; chunks never exceed the model's input limit
+    (``max_tokens``), which would silently truncate them when embedded."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    size, overlap = settings.chunk_size, settings.chunk_overlap
+    if max_tokens and size > max_tokens - 2:  # room for the special tokens
+        overlap = overlap * (max_tokens - 2) // size
+        size = max_tokens - 2
     return RecursiveCharacterTextSplitter(
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
+        chunk_size=size,
+        chunk_overlap=overlap,
         length_function=count_tokens,
         separators=SEPARATORS,
         keep_separator="end",  # the 。 or . stays with its sentence

@@ -261,7 +261,7 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
                 from rag.embedders import get_embedder
 
                 embedder = get_embedder(model_name)
-                splitter = make_splitter(settings, embedder.count_tokens)
+                splitter = make_splitter(settings, embedder.count_tokens, embedder.max_tokens)
             chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=splitter)
             if not chunks:
                 raise DocumentError(key, "no text left after cleaning: nothing to index")

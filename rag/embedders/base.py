@@ -22,6 +22,7 @@ class Embedder(ABC):
     query_prefix: str = ""
     passage_prefix: str = ""
     batch_size: int = 64
+    max_tokens: int | None = None  # longest input the model reads; None: no limit
 
     @abstractmethod
     def embed_batch(self, texts: list[str]) -> np.ndarray:

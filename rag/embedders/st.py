@@ -55,6 +55,7 @@ class SentenceTransformerEmbedder(Embedder):
             ) from exc
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self.max_tokens = getattr(self.model, "max_seq_length", None) or None
         auto_query, auto_passage = prefixes_for(model_name)
         self.query_prefix = auto_query if query_prefix is None else query_prefix
         self.passage_prefix = auto_passage if passage_prefix is None else passage_prefix

@@ -1,0 +1,355 @@
+"""The chat UI without a browser: the app builds, uploads are sanitized and size-limited,
+votes land in a JSONL file, and the chat handler streams real answers from a small real
+index (generator "extractive": no language model) and shows errors as messages."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import rag  # noqa: E402
+from helpers_pdf import make_pdf, make_truncated_pdf  # noqa: E402
+from ui.feedback import append_feedback, default_feedback_path, feedback_record, read_feedback, vote_name  # noqa: E402
+from ui.uploads import (  # noqa: E402
+    destination_for,
+    ingest_uploads,
+    max_upload_bytes,
+    sanitize_filename,
+    save_uploads,
+)
+
+LOCK_PAGES = [
+    "Orion Bicycle Lock, setup guide. Chapter one introduces the lock and its parts: the steel shackle, "
+    "the key cylinder and the mounting bracket.",
+    "Resetting the combination: hold the reset button for five seconds, turn the dials to the new code, "
+    "then release the button. The default factory code is 4-7-1-9.",
+]
+LIBRARY_ZH = ("城东图书馆开放时间：周一至周五上午九点到晚上八点，周末上午十点到下午五点。"
+              "借书证可以在服务台免费办理，每次最多借十本书，借期为三十天。")
+
+
+class RecordingAsk:
+    """An ask_fn that records what reaches rag.ask and then calls the real rag.ask."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def __call__(self, question, **kwargs):
+        self.calls.append({"question": question, **kwargs})
+        return rag.ask(question, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory, embedder) -> Path:
+    """Two real documents (an English PDF, a Chinese text) ingested into a fresh index."""
+    root = tmp_path_factory.mktemp("ui_index")
+    docs = root / "docs"
+    docs.mkdir()
+    make_pdf(docs / "orion_lock_guide.pdf", LOCK_PAGES)
+    (docs / "library_zh.txt").write_text(LIBRARY_ZH, encoding="utf-8")
+    summary = rag.ingest([docs], root / "index", progress=False)
+    assert summary.ok and summary.files == 2
+    return root / "index"
+
+
+def _endpoint(app, name: str):
+    """The Python function behind an event: by api_name, else by function name."""
+    for block_fn in app.fns.values():
+        if block_fn.api_name == name or getattr(block_fn.fn, "__name__", "") == name:
+            return block_fn.fn
+    raise AssertionError(f"no event function {name}")
+
+
+def _run_chat(app, question, turns=None, generator="extractive", model="", temperature=0.2, top_p=0.9,
+              max_tokens=512, k=5):
+    """Drive the chat handler like gradio does: every streamed update, then the last one."""
+    updates = list(_endpoint(app, "chat")(question, turns or [], generator, model, temperature, top_p, max_tokens, k))
+    chat, new_turns, sources_html, box, answer = updates[-1]
+    return updates, chat, new_turns, sources_html, answer
+
+
+# ------------------------------------------------------------------ the app
+
+
+def test_create_app_builds_without_a_server(tmp_path):
+    import gradio as gr
+
+    from ui import create_app
+
+    app = create_app(index=tmp_path / "index", upload_dir=tmp_path / "up", feedback_path=tmp_path / "fb.jsonl",
+                     generator="extractive")
+    assert isinstance(app, gr.Blocks)
+    assert not app.is_running
+    api_names = {fn.api_name for fn in app.fns.values()}
+    assert {"chat", "upload"} <= api_names
+    assert app.rag_settings["upload_dir"] == tmp_path / "up"
+    # Offline: system fonts only, nothing from a font CDN.
+    theme = app.rag_theme
+    assert "system-ui" in theme.font
+    assert not [s for s in theme._stylesheets if "googleapis" in str(s)]
+    assert all(type(f).__name__ != "GoogleFont" for f in theme._font + theme._font_mono)
+
+
+def test_defaults_derive_from_the_index(tmp_path, monkeypatch):
+    from ui import create_app
+
+    monkeypatch.delenv("RAG_GENERATOR", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    app = create_app(index=tmp_path / "idx")
+    settings = app.rag_settings
+    assert settings["upload_dir"] == (tmp_path / "uploads").absolute()
+    assert settings["feedback_path"] == (tmp_path / "feedback.jsonl").absolute()
+    assert settings["generator"] == "openai"  # rag.config.generator_name()
+    assert settings["max_upload_bytes"] == 50 * 1024 * 1024
+
+
+def test_status_without_an_index_says_so(tmp_path):
+    from ui.app import render_status
+
+    html = render_status(tmp_path / "nothing-here")
+    assert "No index yet — upload documents" in html
+
+
+def test_status_of_a_real_index(small_index):
+    from ui.app import index_status, render_status
+
+    status = index_status(small_index)
+    assert status["state"] == "ok"
+    assert status["documents"] == 2 and status["pages"] == 2 and status["chunks"] >= 2
+    assert status["embed_model"] == "use-multilingual"
+    html = render_status(small_index)
+    assert "use-multilingual" in html and "orion_lock_guide.pdf" in html and "Last ingest" in html
+
+
+# ------------------------------------------------------------------ uploads
+
+
+@pytest.mark.parametrize("raw, safe", [
+    ("../../etc/passwd", "passwd"),
+    ("/etc/passwd", "passwd"),
+    ("..\\..\\Windows\\system.ini", "system.ini"),
+    ("C:\\Users\\me\\Report Final.PDF", "Report_Final.pdf"),
+    (".bashrc.md", "bashrc.md"),
+    ("..", "upload"),
+    ("", "upload"),
+    ("notes..txt", "notes.txt"),
+    ("$(rm -rf ~).txt", "rm_-rf.txt"),
+    ("a\x00b.md", "ab.md"),
+    ("会议 纪要.txt", "会议_纪要.txt"),
+])
+def test_sanitize_filename(raw, safe):
+    assert sanitize_filename(raw) == safe
+
+
+def test_sanitize_filename_limits_the_length():
+    name = sanitize_filename("x" * 500 + ".pdf")
+    assert name.endswith(".pdf") and len(name) <= 120
+
+
+def test_collisions_get_a_suffix_and_identical_files_are_reused(tmp_path):
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("first", encoding="utf-8")
+    other = tmp_path / "notes.txt"
+    other.write_text("second", encoding="utf-8")
+    assert destination_for(folder, "notes.txt", other) == (folder / "notes-1.txt", False)
+    same = tmp_path / "same" / "notes.txt"
+    same.parent.mkdir()
+    same.write_text("first", encoding="utf-8")
+    assert destination_for(folder, "../../notes.txt", same) == (folder / "notes.txt", True)
+
+
+def test_save_uploads_keeps_files_inside_the_folder(tmp_path):
+    evil_dir = tmp_path / "a" / "b"
+    evil_dir.mkdir(parents=True)
+    upload = evil_dir / "passwd.txt"
+    upload.write_text("root:x:0:0", encoding="utf-8")
+    folder = tmp_path / "uploads"
+    # The name a browser could send: the path arrives as a file whose name is the last part.
+    outcomes = save_uploads([str(evil_dir / ".." / ".." / "a" / "b" / "passwd.txt")], folder)
+    assert [o.status for o in outcomes] == ["saved"]
+    assert outcomes[0].saved_as == folder / "passwd.txt"
+    assert outcomes[0].saved_as.read_text(encoding="utf-8") == "root:x:0:0"
+    # Saving a different file under the same name never overwrites.
+    upload.write_text("changed", encoding="utf-8")
+    again = save_uploads([upload], folder)
+    assert again[0].saved_as == folder / "passwd-1.txt"
+    assert (folder / "passwd.txt").read_text(encoding="utf-8") == "root:x:0:0"
+    assert sorted(p.name for p in folder.iterdir()) == ["passwd-1.txt", "passwd.txt"]
+
+
+def test_size_limit_and_formats(tmp_path, monkeypatch):
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * 3000)
+    small = tmp_path / "small.md"
+    small.write_text("# Title\n\nSmall enough.", encoding="utf-8")
+    binary = tmp_path / "tool.exe"
+    binary.write_bytes(b"MZ\x00\x01")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    outcomes = save_uploads([big, small, binary, empty], tmp_path / "uploads", max_bytes=2048)
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["big.txt"].status == "rejected" and "limit" in by_name["big.txt"].reason
+    assert by_name["small.md"].status == "saved"
+    assert by_name["tool.exe"].status == "rejected" and "unsupported format '.exe'" in by_name["tool.exe"].reason
+    assert by_name["empty.txt"].status == "rejected" and "empty" in by_name["empty.txt"].reason
+    assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["small.md"]
+    monkeypatch.setenv("RAG_UI_MAX_UPLOAD_MB", "2")
+    assert max_upload_bytes() == 2 * 1024 * 1024
+    assert max_upload_bytes(0.5) == 512 * 1024
+
+
+def test_ingest_uploads_reports_bad_files_and_keeps_the_good(tmp_path, small_index, index_copy):
+    index = index_copy(small_index)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    good = incoming / "kettle.txt"
+    good.write_text("The Kestrel kettle must be descaled every forty days with citric acid.", encoding="utf-8")
+    broken = make_truncated_pdf(incoming / "broken.pdf")
+    noise = incoming / "noise.pdf"
+    noise.write_bytes(os.urandom(2048))
+    seen = []
+    result = ingest_uploads([good, broken, noise], index, tmp_path / "uploads",
+                            progress=lambda fraction, desc: seen.append((fraction, desc)))
+    assert result.ingested == ["kettle.txt"]
+    failed = dict(result.failed)
+    assert set(failed) == {"broken.pdf", "noise.pdf"} and all(failed.values())
+    # Failed copies are removed again; the good one stays and is in the index.
+    assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["kettle.txt"]
+    from rag.store import read_manifest
+
+    assert len(read_manifest(index)["files"]) == 3
+    assert seen[0][0] == 0.0 and seen[-1] == (1.0, "Done")
+    lines = result.lines()
+    assert ("ok", "kettle.txt: added, 1 chunk") in lines
+    assert any(kind == "bad" and text.startswith("broken.pdf: ") for kind, text in lines)
+    # The same file again: already there, nothing duplicated.
+    again = ingest_uploads([good], index, tmp_path / "uploads")
+    assert again.lines() == [("same", "kettle.txt: already in the index")]
+
+
+# ------------------------------------------------------------------ feedback
+
+
+def test_feedback_writes_jsonl(tmp_path):
+    turn = {"question": "How do I reset the combination?", "answer": "Hold the reset button [1]",
+            "refused": False, "sources": [{"source": "guide.pdf", "page": 2, "score": 0.03, "dense_score": 0.4,
+                                           "path": "/docs/guide.pdf", "chunk_id": "c1", "text": "..."}],
+            "settings": {"generator": "extractive", "model": None, "temperature": 0.2, "top_p": 0.9,
+                         "max_tokens": 512, "k": 5}}
+    path = tmp_path / "sub" / "feedback.jsonl"
+    append_feedback(path, feedback_record("up", turn, index="/idx"))
+    append_feedback(path, feedback_record(vote_name(False), turn, history=[("q0", "a0")]))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["vote"] == "up" and second["vote"] == "down"
+    assert first["question"] == "How do I reset the combination?"
+    assert first["response"] == "Hold the reset button [1]"
+    assert first["settings"]["temperature"] == 0.2
+    assert first["response_sources"][0] == {"file": "guide.pdf", "page": 2, "score": 0.03, "cosine": 0.4,
+                                   "path": "/docs/guide.pdf", "chunk_id": "c1"}
+    assert first["timestamp"] and second["history"] == [["q0", "a0"]]
+    assert read_feedback(path) == [first, second]
+    assert [vote_name(v) for v in (True, False, "Like", "Dislike", "", None)] == \
+        ["up", "down", "up", "down", "cleared", "cleared"]
+    assert default_feedback_path(tmp_path / "index") == tmp_path / "feedback.jsonl"
+
+
+def test_feedback_file_is_a_rag_eval_question_file(tmp_path):
+    questions = pytest.importorskip("rag.evaluation.questions")
+    path = tmp_path / "feedback.jsonl"
+    turn = {"question": "How do I reset the combination?", "answer": "Hold the button [1]",
+            "sources": [{"source": "guide.pdf", "page": 2, "score": 0.03}], "settings": {"k": 5}}
+    append_feedback(path, feedback_record("up", turn))
+    append_feedback(path, feedback_record("down", dict(turn, question="What is the default code?")))
+    loaded = questions.load_questions(path, strict=True)
+    assert [q.question for q in loaded.questions] == ["How do I reset the combination?", "What is the default code?"]
+    # The rated answer is not taken for a reference answer or gold sources.
+    assert loaded.questions[0].references == [] and loaded.questions[0].sources == []
+
+
+def test_like_event_appends_a_vote(tmp_path, small_index):
+    import gradio as gr
+
+    from ui import create_app
+
+    feedback = tmp_path / "votes.jsonl"
+    app = create_app(index=small_index, upload_dir=tmp_path / "up", feedback_path=feedback, generator="extractive")
+    _, _, turns, _, _ = _run_chat(app, "How do I reset the combination?", temperature=0.35)
+    vote = _endpoint(app, "vote")
+    vote(turns, gr.LikeData(None, {"index": 1, "value": "...", "liked": False}))
+    vote(turns, gr.LikeData(None, {"index": 0, "value": "question", "liked": True}))  # a question: ignored
+    records = read_feedback(feedback)
+    assert len(records) == 1
+    assert records[0]["vote"] == "down"
+    assert records[0]["question"] == "How do I reset the combination?"
+    assert records[0]["settings"]["temperature"] == 0.35
+    assert records[0]["response_sources"][0]["file"] == "orion_lock_guide.pdf"
+    assert records[0]["response_sources"][0]["page"] == 2
+
+
+# ------------------------------------------------------------------ chat handler with the real rag.ask
+
+
+def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
+    from ui import create_app
+
+    recorder = RecordingAsk()
+    app = create_app(index=small_index, upload_dir=tmp_path / "up", feedback_path=tmp_path / "fb.jsonl",
+                     ask_fn=recorder, generator="extractive")
+    updates, chat, turns, sources_html, answer = _run_chat(
+        app, "How do I reset the combination?", temperature=0.7, top_p=0.55, max_tokens=300, k=4)
+    assert len(updates) >= 3  # question shown, sources known, final answer
+    call = recorder.calls[-1]
+    assert (call["temperature"], call["top_p"], call["max_tokens"], call["k"]) == (0.7, 0.55, 300, 4)
+    assert call["generator"] == "extractive" and call["model"] is None and call["stream"] is True
+    assert call["history"] == []
+    assert chat[-1]["role"] == "assistant" and "[1]" in chat[-1]["content"]
+    assert "orion_lock_guide.pdf" in sources_html and "p. 2" in sources_html
+    assert answer["sources"][0]["file"] == "orion_lock_guide.pdf" and answer["sources"][0]["page"] == 2
+    assert not answer["refused"] and answer["answer"]
+
+    # A follow-up carries the (question, answer) pairs.
+    _, chat, turns, _, _ = _run_chat(app, "and the default code?", turns=turns)
+    assert recorder.calls[-1]["history"] == [("How do I reset the combination?", answer["answer"])]
+    assert len(chat) == 4 and "4-7-1-9" in chat[-1]["content"]
+
+
+def test_refusal_has_no_sources(tmp_path, small_index):
+    from ui import create_app
+
+    app = create_app(index=small_index, upload_dir=tmp_path / "up", generator="extractive")
+    _, chat, turns, sources_html, answer = _run_chat(app, "What is the boiling point of water on Mars?")
+    assert answer["refused"] and answer["sources"] == []
+    assert "rag-refusal" in chat[-1]["content"] and "Not found in your documents" in chat[-1]["content"]
+    assert "No sources" in sources_html
+
+
+@pytest.mark.parametrize("setup, kwargs, title", [
+    ("no-index", {}, "No index yet — upload documents"),
+    ("index", {"temperature": 5.0}, "Check the settings"),
+    ("index", {"generator": "nonsense"}, "Check the settings"),
+    ("index", {"generator": "openai"}, "The generator is not configured"),
+])
+def test_errors_become_chat_messages(tmp_path, small_index, monkeypatch, setup, kwargs, title):
+    from ui import create_app
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    index = small_index if setup == "index" else tmp_path / "missing-index"
+    app = create_app(index=index, upload_dir=tmp_path / "up", generator="extractive")
+    _, chat, turns, sources_html, answer = _run_chat(app, "How do I reset the combination?", **kwargs)
+    assert "rag-error" in chat[-1]["content"] and title in chat[-1]["content"]
+    assert "Traceback" not in chat[-1]["content"]
+    assert answer["error"] and turns[-1]["error"]
+    # The conversation goes on: the next question still works (or fails the same readable way).
+    _, chat, turns, _, _ = _run_chat(app, "How do I reset the combination?", turns=turns)
+    assert len(chat) == 4
+    if setup == "index":
+        assert "[1]" in chat[-1]["content"]
