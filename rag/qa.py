@@ -69,13 +69,29 @@ def condense(question: str, history: History, generator, prompts) -> str:
     return rewritten
 
 
-def build_messages(question: str, retrieval: Retrieval, lang: str, history: History, prompts) -> list[dict]:
+def excerpt(source, limit: int | None) -> str:
+    """At most ``limit`` characters of the source, centred on its best-matching window."""
+    text = source.text
+    if not limit or len(text) <= limit:
+        return text
+    position = text.find(source.focus[:30]) if source.focus else -1
+    if position < 0:
+        return text[:limit]
+    start = max(0, min(position - (limit - len(source.focus)) // 2, len(text) - limit))
+    return text[start:start + limit]
+
+
+def build_messages(question: str, retrieval: Retrieval, lang: str, history: History, prompts,
+                   context_chars: int | None = None) -> list[dict]:
+    from dataclasses import replace
+
     language = prompts.language_name(lang)
     system = prompts.render("system.jinja", language=language, refusal=prompts.refusal(lang))
     messages = [{"role": "system", "content": system}]
     for user, assistant in list(history)[-HISTORY_TURNS:]:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    context = prompts.render("context.jinja", sources=retrieval.sources, question=question, language=language)
+    shown = [replace(s, text=excerpt(s, context_chars)) for s in retrieval.sources]
+    context = prompts.render("context.jinja", sources=shown, question=question, language=language)
     messages.append({"role": "user", "content": context})
     return messages
 
@@ -95,12 +111,23 @@ class AnswerStream:
         if self._pieces is None:
             yield self.answer.text
             return
-        parts = []
+        # The pieces join to exactly ``answer.text`` (which is stripped): whitespace
+        # before the first word is dropped, whitespace is held back until a word follows it.
+        parts, pending, started = [], "", False
         for piece in self._pieces:
             parts.append(piece)
-            yield piece
+            if not started:
+                piece = piece.lstrip()
+                started = bool(piece)
+            body = piece.rstrip()
+            if body:
+                yield pending + body
+                pending = piece[len(body):]
+            else:
+                pending += piece
         self._finish(self.answer, "".join(parts))
         self.refused = self.answer.refused
+        self.sources = self.answer.sources
 
 
 def ask(
@@ -119,6 +146,7 @@ def ask(
     min_score: float | None = None,
     embed_model: str | None = None,
     prompts_dir: str | None = None,
+    context_chars: int | None = None,
     **retrieval_options,
 ) -> Answer | AnswerStream:
     """Answer ``question`` from the documents in ``index``.
@@ -156,7 +184,8 @@ def ask(
         return AnswerStream(answer, None, None) if stream else answer
 
     request = GenerationRequest(
-        messages=build_messages(standalone, retrieval, lang, history, prompts),
+        messages=build_messages(standalone, retrieval, lang, history, prompts,
+                                context_chars or gen.context_chars),
         question=standalone, sources=retrieval.sources, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, stop=stop, embedder=get_embedder(opened.embed_model),
     )
@@ -168,6 +197,7 @@ def ask(
         # The model was told to reply with the refusal sentence when the excerpts lack the answer.
         if refusal_text.rstrip(".。") in ans.text and len(ans.text) < len(refusal_text) + 40:
             ans.refused = True
+            ans.sources = []  # nothing was taken from them
         ans.timings["generation"] = time.perf_counter() - gen_started
         ans.timings["total"] = time.perf_counter() - started
 

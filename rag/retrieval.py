@@ -135,13 +135,21 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
         cosines = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
     t4 = time.perf_counter()
 
+    from ingest.chunking import sentence_windows
+
+    window_chars = int(index.manifest.get("chunker", {}).get("window_chars", 0) or 0)
     sources = []
     for row, cosine in zip(rows[:k], cosines[:k]):
         chunk = index.chunks[row]
+        focus = None
+        best = index.best_window(qvec, row)
+        if best is not None:
+            windows = sentence_windows(chunk.text, window_chars)
+            focus = windows[best] if best < len(windows) else None
         sources.append(Source(
             text=chunk.text, source=chunk.source, path=chunk.path, page=chunk.page,
             score=round(float(fused[row]), 6), chunk_id=chunk.id, section=chunk.section, lang=chunk.lang,
-            dense_score=round(float(cosine), 4), lexical_score=lexical_by_row.get(row),
+            dense_score=round(float(cosine), 4), lexical_score=lexical_by_row.get(row), focus=focus,
         ))
     best_dense = float(np.max(dense_by_row)) if len(rows) else 0.0
     timings.update(embed=t1 - t0, dense=t2 - t1, lexical=t3 - t2, fusion=t4 - t3, total=t4 - t0)

@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 # recall@10 >= 0.95 at a few ms (see README, "Performance").
 HNSW_AUTO_THRESHOLD = 100_000
 HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 128
 
 
@@ -122,6 +122,16 @@ class Index:
         scores = self.dense_scores(query[0], candidates)
         order = np.argsort(-scores)[:k]
         return candidates[order], scores[order]
+
+    def best_window(self, query_vector: np.ndarray, row: int) -> int | None:
+        """Position of chunk ``row``'s sentence window closest to the query (None: no windows)."""
+        if self._window_start is None:
+            return None
+        start, end = int(self._window_start[row]), int(self._window_start[row + 1])
+        if end <= start:
+            return None
+        sims = np.asarray(self.window_vectors[start:end], dtype=np.float32) @ query_vector
+        return int(np.argmax(sims))
 
     def dense_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact dense score of chunk ``rows``: its cosine mixed with its best window's."""

@@ -40,6 +40,7 @@ class Source:
     lang: str | None = None
     dense_score: float | None = None  # cosine similarity to the question
     lexical_score: float | None = None  # BM25
+    focus: str | None = None  # the sentence window of the chunk that best matches the question
 
     def citation(self) -> str:
         return f"{self.source}, p. {self.page}" if self.page else self.source

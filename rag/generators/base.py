@@ -25,6 +25,9 @@ class Generator(ABC):
     name: str = ""
     model: str = ""
     is_llm: bool = True  # False: no language model (no question rewriting with it)
+    # Characters of each source shown to the model (None: whole chunks). Small local
+    # models answer better, and start sooner, from the passage around the best match.
+    context_chars: int | None = None
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[str]:

@@ -13,11 +13,30 @@ from rag.lexical import tokenize
 from .base import GenerationRequest, Generator
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[。！？])|(?<=[.!?;])\s+|\n+")
-MAX_SENTENCES = 3
+MAX_SENTENCES = 3  # passages in an answer
 # Sentences scored per answer: enough to cover the top chunks, few enough that
 # embedding them stays within a few tens of milliseconds on a CPU.
 MAX_CANDIDATES = 36
 SOURCES_SCANNED = 4
+
+
+PASSAGE_CHARS = 180
+
+
+def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
+    """Consecutive sentences packed up to ``max_chars``: a label and its value
+    ("임곗값: 0.4" / "재현율: 0.8197") often sit on separate short lines."""
+    passages: list[str] = []
+    current = ""
+    for sentence in split_sentences(text):
+        if current and len(current) + len(sentence) + 1 > max_chars:
+            passages.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        passages.append(current)
+    return passages
 
 
 def split_sentences(text: str) -> list[str]:
@@ -38,13 +57,20 @@ class ExtractiveGenerator(Generator):
         """(sentence, 1-based source number) pairs, best first."""
         candidates: list[tuple[str, int, float]] = []
         per_source = max(4, MAX_CANDIDATES // max(1, min(len(request.sources), SOURCES_SCANNED)))
+        q_tokens = set(tokenize(request.question))
         for number, source in enumerate(request.sources[:SOURCES_SCANNED], start=1):
             rank_prior = 1.0 / (number + 1)  # retrieval order already carries relevance
-            for sentence in split_sentences(source.text)[:per_source]:
+            sentences = split_passages(source.text) if PASSAGE_CHARS else split_sentences(source.text)
+            if len(sentences) > per_source:
+                # A long chunk: keep the sentences sharing most words with the question
+                # (the earliest on ties), not just its first ones.
+                shared = [len(q_tokens & set(tokenize(s))) for s in sentences]
+                keep = sorted(sorted(range(len(sentences)), key=lambda i: -shared[i])[:per_source])
+                sentences = [sentences[i] for i in keep]
+            for sentence in sentences:
                 candidates.append((sentence, number, rank_prior))
         if not candidates:
             return []
-        q_tokens = set(tokenize(request.question))
         overlap = np.array([
             len(q_tokens & set(tokenize(s))) / (len(q_tokens) or 1) for s, _, _ in candidates
         ])

@@ -45,6 +45,7 @@ def _resolve(model: str) -> tuple[str, str | None]:
 
 class HFGenerator(Generator):
     name = "hf"
+    context_chars = 700
 
     def __init__(self, model: str | None = None, device: str | None = None):
         import torch
