@@ -33,11 +33,28 @@ class Prompts:
 
     @staticmethod
     def _load_messages(folders: list[str]) -> dict:
-        for folder in folders:
+        # The packaged sentences first, then the user's on top, key by key: a user file
+        # that adds or changes one language keeps every other language.
+        merged: dict = {}
+        for folder in reversed(folders):
             path = Path(folder) / "messages.yaml"
-            if path.exists():
-                return yaml.safe_load(path.read_text(encoding="utf-8"))
-        raise InputError("messages.yaml not found in the prompt folders")
+            if not path.exists():
+                continue
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise InputError(f"{path} is not valid YAML: {str(exc)[:200]}") from None
+            if not isinstance(loaded, dict):
+                raise InputError(f"{path} must be a mapping with 'refusal' and 'language_names'")
+            for key, value in loaded.items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+        if "refusal" not in merged or "en" not in merged.get("refusal", {}):
+            raise InputError("messages.yaml with an English 'refusal' sentence not found in the prompt folders")
+        merged.setdefault("language_names", {})
+        return merged
 
     def render(self, name: str, **variables) -> str:
         return self.env.get_template(name).render(**variables).strip()
@@ -50,6 +67,12 @@ class Prompts:
         return self.messages["language_names"].get(lang, "the language of the question")
 
 
-@lru_cache(maxsize=4)
-def get_prompts(folder: str | None = None) -> Prompts:
+def get_prompts(folder: str | os.PathLike | None = None) -> Prompts:
+    """The templates of ``folder`` (else $RAG_PROMPTS_DIR, read on every call), loaded once per folder."""
+    folder = folder or os.environ.get("RAG_PROMPTS_DIR") or None
+    return _prompts(str(folder) if folder else None)
+
+
+@lru_cache(maxsize=8)
+def _prompts(folder: str | None) -> Prompts:
     return Prompts(folder)

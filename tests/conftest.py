@@ -46,9 +46,12 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # plain `pytest` as well as `python -m pytest`
-    sys.path.insert(0, str(REPO_ROOT))
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+# The packages (plain `pytest` as well as `python -m pytest`) and `from helpers_pdf import ...`.
+for _folder in (REPO_ROOT, TESTS_DIR):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
 DEFAULT_EMBED_MODEL = "use-multilingual"

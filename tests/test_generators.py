@@ -1,0 +1,168 @@
+"""Generator lookup and the backends that need no model server: the registry,
+the default choice, OpenAI configuration errors, and the extractive generator
+with the real embedder over real corpus chunks.
+
+The OpenAI backend against a real server is in test_openai_server.py, the
+Hugging Face backend in test_hf_generator.py."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from rag import generators
+from rag.config import generator_name
+from rag.errors import BackendNotFoundError, ConfigurationError, ServerUnavailableError
+from rag.generators import GenerationRequest, Generator, get_generator
+from rag.generators.extractive import MAX_SENTENCES, ExtractiveGenerator, split_sentences
+from rag.retrieval import RetrievalSettings, search
+
+
+@pytest.fixture
+def no_openai_env(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_GENERATOR", "RAG_MODEL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_unknown_generator_lists_the_known_ones():
+    with pytest.raises(BackendNotFoundError) as caught:
+        get_generator("gpt5-turbo")
+    message = str(caught.value)
+    assert message == "unknown generator 'gpt5-turbo': choose one of extractive, hf, openai"
+    assert caught.value.known == list(generators.GENERATORS)
+    assert isinstance(caught.value, KeyError)  # still a KeyError for callers that catch those
+
+
+def test_generators_are_loaded_once_per_process():
+    assert get_generator("extractive") is get_generator("extractive")
+    assert get_generator("extractive").is_llm is False
+
+
+def test_default_generator_depends_on_the_environment(no_openai_env, monkeypatch):
+    assert generator_name() == "hf"
+    assert generator_name("extractive") == "extractive"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    assert generator_name() == "openai"
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")
+    assert generator_name() == "extractive"
+
+
+def test_generate_joins_the_streamed_pieces():
+    class Pieces(Generator):
+        name = model = "pieces"
+
+        def stream(self, request):
+            yield from ["a", "b", "c"]
+
+    assert Pieces().generate(GenerationRequest(messages=[])) == "abc"
+
+
+# ---------------------------------------------------------------- OpenAI configuration
+
+
+def test_openai_without_key_or_base_url_says_what_to_set(no_openai_env):
+    with pytest.raises(ConfigurationError) as caught:
+        get_generator("openai")
+    message = str(caught.value)
+    assert "OPENAI_API_KEY" in message and "OPENAI_BASE_URL" in message and "extractive" in message
+
+
+def test_openai_with_a_base_url_needs_no_key(no_openai_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    gen = get_generator("openai", "some-model")
+    assert gen.model == "some-model" and gen.base_url == "http://127.0.0.1:9/v1"
+    assert str(gen.client.base_url).startswith("http://127.0.0.1:9/v1")
+    # a new endpoint gets a new client
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:10/v1")
+    assert get_generator("openai", "some-model") is not gen
+
+
+def test_openai_model_defaults(no_openai_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert get_generator("openai").model == "gpt-4o-mini"
+    monkeypatch.setenv("RAG_MODEL", "my-model")
+    from rag.generators.openai_backend import OpenAIGenerator
+
+    assert OpenAIGenerator().model == "my-model"
+
+
+def test_openai_server_that_is_not_there(no_openai_env, monkeypatch):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    from rag.generators.openai_backend import OpenAIGenerator
+
+    gen = OpenAIGenerator("any", base_url=url, max_retries=0, timeout=5)
+    with pytest.raises(ServerUnavailableError) as caught:
+        gen.generate(GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=4))
+    assert url in str(caught.value) and "OPENAI_BASE_URL" in str(caught.value)
+
+
+# ---------------------------------------------------------------- extractive
+
+
+def test_split_sentences_handles_latin_and_cjk_punctuation():
+    text = "XLNet is autoregressive. It uses permutations! Short.\n大模型发展很快。企业需要考虑成本。\n- bullet item here"
+    assert split_sentences(text) == [
+        "XLNet is autoregressive.", "It uses permutations!", "大模型发展很快。", "企业需要考虑成本。", "bullet item here",
+    ]
+
+
+def _request(index, question, embedder, k=5):
+    sources = search(index, question, RetrievalSettings(k=k)).sources
+    return GenerationRequest(messages=[], question=question, sources=sources, embedder=embedder)
+
+
+def test_extractive_answer_quotes_the_documents_with_valid_citations(corpus_txt_index, embedder):
+    index = corpus_txt_index.load()
+    question = "Besides ChatGPT, which platforms are mentioned for building chatbots without complex programming?"
+    request = _request(index, question, embedder)
+    text = ExtractiveGenerator().generate(request)
+    lines = text.split("\n")
+    assert 1 <= len(lines) <= MAX_SENTENCES
+    for line in lines:
+        cited = re.fullmatch(r"(.+) \[(\d+)\]", line)
+        assert cited, line
+        number = int(cited.group(2))
+        assert 1 <= number <= len(request.sources)
+        quoted = " ".join(cited.group(1).split())
+        assert quoted in " ".join(request.sources[number - 1].text.split())  # taken from the cited source
+    assert "Dialogflow" in text and "Rasa" in text
+
+
+def test_extractive_works_without_an_embedder_and_with_no_sources(corpus_txt_index):
+    index = corpus_txt_index.load()
+    request = _request(index, "What per-device training batch size was used?", None)
+    assert re.search(r"\[\d\]$", ExtractiveGenerator().generate(request))
+    assert list(ExtractiveGenerator().stream(GenerationRequest(messages=[], question="q"))) == []
+
+
+def test_extractive_streams_one_cited_passage_per_piece(corpus_txt_index, embedder):
+    request = _request(corpus_txt_index.load(), "What pretraining objective does RoBERTa use?", embedder)
+    pieces = list(ExtractiveGenerator().stream(request))
+    assert len(pieces) == MAX_SENTENCES
+    assert not pieces[0].startswith("\n") and all(p.startswith("\n") for p in pieces[1:])
+    assert all(re.search(r" \[\d\]$", p) for p in pieces)
+    assert "".join(pieces) == ExtractiveGenerator().generate(request)
+
+
+def test_extractive_looks_past_the_first_sentences_of_a_long_chunk():
+    from rag.types import Source
+
+    filler = " ".join(f"Filler sentence number {i} talks about something else." for i in range(30))
+    text = filler + " The local scoring service was hosted at http://localhost:6789/score today."
+    source = Source(text=text, source="notes.txt", path="/docs/notes.txt", page=None, score=1.0)
+    request = GenerationRequest(messages=[], question="At which URL was the local scoring service hosted?",
+                                sources=[source])
+    first = next(iter(ExtractiveGenerator().stream(request)))
+    assert "The local scoring service was hosted at http://localhost:6789/score today." in first
+    assert first.endswith(" [1]")
