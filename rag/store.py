@@ -39,13 +39,19 @@ from .types import Chunk
 
 FORMAT_VERSION = 1
 # Above this many chunks the dense index is HNSW instead of exact search. From
-# `python bench/scaling.py`: exact search stays under ~20 ms per query up to
-# ~100k 512-dim vectors on 2 cores and grows linearly after that; HNSW keeps
-# recall@10 >= 0.95 at a few ms (see README, "Performance").
-HNSW_AUTO_THRESHOLD = 100_000
+# `python bench/scaling.py` (bench/results/scaling.json; 512-dim vectors, one query
+# at a time on one OpenMP thread, 2-core AMD EPYC shared with other jobs):
+# exact search costs ~1.6 ms + ~87 ms per million vectors (0.6 ms at 10k, 12 ms
+# at 100k, 88 ms at 1M), so it crosses the 20 ms budget at ~210k vectors.
+# HNSW: M=32 with efConstruction=40 (80 doubled the build time with no better
+# recall at 100k; the 1M build took ~1350 s wall on that busy machine).
+# efSearch=256 is the largest setting with p50 under 5 ms at 1M: 2.0 ms and
+# recall@10 0.97 at 100k, 2.9 ms and recall@10 0.85 at 1M (top-1 found for 98% of
+# queries); at 1M efSearch=512 gives 0.92 at 5-10 ms, 1024 gives 0.97 at ~15 ms.
+HNSW_AUTO_THRESHOLD = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 256
 
 
 def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
@@ -60,6 +66,8 @@ def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
 
 def build_faiss(vectors: np.ndarray, index_type: str):
     import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is bulk work: use every core
 
     dim = vectors.shape[1]
     if index_type == "hnsw":
@@ -112,6 +120,11 @@ class Index:
         k = min(k, len(self.chunks))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        import faiss
+
+        # One query is too little work to split: a second thread waiting for a busy
+        # core made exact search 5-30x slower (bench/scaling.py).
+        faiss.omp_set_num_threads(1)
         query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
         _, ids = self.dense.search(query, k)
         candidates = ids[0][ids[0] >= 0]

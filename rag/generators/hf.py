@@ -45,7 +45,9 @@ def _resolve(model: str) -> tuple[str, str | None]:
 
 class HFGenerator(Generator):
     name = "hf"
-    context_chars = 700
+    # ~400 tokens of context: the bundled 135M model reads a prompt at ~400 tokens/s on two
+    # CPU cores, so this keeps the first token near 2 s (bench/query.py --hf).
+    context_chars = 300
 
     def __init__(self, model: str | None = None, device: str | None = None):
         import torch
