@@ -81,8 +81,19 @@ def excerpt(source, limit: int | None) -> str:
     return text[start:start + limit]
 
 
+def fitted_excerpt(source, generator, limit: int | None) -> str:
+    """The excerpt shown to ``generator``: within its character and token limits."""
+    text = excerpt(source, limit)
+    budget = getattr(generator, "context_tokens", None)
+    if budget:
+        tokens = generator.count_tokens(text)
+        if tokens > budget:
+            text = excerpt(source, max(40, int(len(text) * budget / tokens)))
+    return text
+
+
 def build_messages(question: str, retrieval: Retrieval, lang: str, history: History, prompts,
-                   context_chars: int | None = None) -> list[dict]:
+                   context_chars: int | None = None, generator=None) -> list[dict]:
     from dataclasses import replace
 
     language = prompts.language_name(lang)
@@ -90,7 +101,7 @@ def build_messages(question: str, retrieval: Retrieval, lang: str, history: Hist
     messages = [{"role": "system", "content": system}]
     for user, assistant in list(history)[-HISTORY_TURNS:]:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    shown = [replace(s, text=excerpt(s, context_chars)) for s in retrieval.sources]
+    shown = [replace(s, text=fitted_excerpt(s, generator, context_chars)) for s in retrieval.sources]
     context = prompts.render("context.jinja", sources=shown, question=question, language=language)
     messages.append({"role": "user", "content": context})
     return messages
@@ -185,7 +196,7 @@ def ask(
 
     request = GenerationRequest(
         messages=build_messages(standalone, retrieval, lang, history, prompts,
-                                context_chars or gen.context_chars),
+                                context_chars or gen.context_chars, gen),
         question=standalone, sources=retrieval.sources, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, stop=stop, embedder=get_embedder(opened.embed_model),
     )

@@ -28,6 +28,10 @@ class Generator(ABC):
     # Characters of each source shown to the model (None: whole chunks). Small local
     # models answer better, and start sooner, from the passage around the best match.
     context_chars: int | None = None
+    context_tokens: int | None = None  # the same limit in the model's own tokens
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[str]:

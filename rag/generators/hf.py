@@ -48,6 +48,12 @@ class HFGenerator(Generator):
     # ~400 tokens of context: the bundled 135M model reads a prompt at ~400 tokens/s on two
     # CPU cores, so this keeps the first token near 2 s (bench/query.py --hf).
     context_chars = 300
+    # Its tokenizer spends one or more tokens per Chinese or Korean character, so
+    # the limit is also kept in tokens: 5 sources stay near 500 prompt tokens.
+    context_tokens = 90
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def __init__(self, model: str | None = None, device: str | None = None):
         import torch
