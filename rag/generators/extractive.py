@@ -48,6 +48,15 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+_BRACKETED_NUMBER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def _quote(text: str) -> str:
+    """Document text with its own "[15]" (notebook cells, footnotes) in full-width
+    brackets, so only the answer's markers read as citations."""
+    return _BRACKETED_NUMBER.sub(lambda m: f"［{m.group(1)}］", text)
+
+
 class ExtractiveGenerator(Generator):
     name = "extractive"
     model = "extractive"
@@ -96,4 +105,4 @@ class ExtractiveGenerator(Generator):
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         picked = self.select(request)
         for i, (sentence, number) in enumerate(picked):
-            yield ("\n" if i else "") + f"{sentence} [{number}]"
+            yield ("\n" if i else "") + f"{_quote(sentence)} [{number}]"
