@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--corpus", default="txt", choices=["txt", "pdf"])
     parser.add_argument("--questions", nargs="*", type=Path, default=None)
     parser.add_argument("--embed-model", default=None, help="embedding model to compare (default: the default)")
+    parser.add_argument("--window-chars", type=int, default=0, help="index with sentence windows (ablation)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -67,6 +68,7 @@ def main() -> None:
             for f in files}
     with tempfile.TemporaryDirectory() as tmp:
         ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", embed_model=args.embed_model,
+               window_chars=args.window_chars,
                progress=not (args.quiet or args.json))
         index = load_index(Path(tmp) / "index")
         default = RetrievalSettings(k=5)
@@ -84,6 +86,7 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = "retrieval" + (f"-{args.embed_model.replace('/', '_')}" if args.embed_model else "")
+    name += f"-windows{args.window_chars}" if args.window_chars else ""
     (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     if not args.quiet:
         print(f"{'variant':24s} {'questions':22s} {'hit@5':>6s} {'mrr@5':>6s}  by language")

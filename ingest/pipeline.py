@@ -172,6 +172,7 @@ def ingest(
     exclude: list[str] | None = None,
     chunk_size: int = ChunkerSettings.chunk_size,
     chunk_overlap: int = ChunkerSettings.chunk_overlap,
+    window_chars: int = ChunkerSettings.window_chars,
     index_type: str = "auto",
     rebuild: bool = False,
     prune_missing: bool = True,
@@ -196,7 +197,7 @@ def ingest(
         raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
     try:
         return _ingest_locked(paths, index_path, embed_model, include, exclude,
-                              ChunkerSettings(chunk_size, chunk_overlap), index_type, rebuild,
+                              ChunkerSettings(chunk_size, chunk_overlap, window_chars), index_type, rebuild,
                               prune_missing, progress, on_file, started)
     finally:
         lock.release()

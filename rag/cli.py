@@ -65,13 +65,15 @@ def main():
 @click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable), e.g. 'drafts/*'.")
 @click.option("--chunk-size", default=400, show_default=True, help="Chunk size in embedding-model tokens.")
 @click.option("--chunk-overlap", default=80, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--window-chars", default=0, show_default=True,
+              help="Also embed sentence windows of this many characters and score chunks by their best one (0: off).")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
               help="Dense index: exact (flat), HNSW, or chosen by size.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("--keep-missing", is_flag=True, help="Keep chunks of files deleted from the folders.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print only failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, index_type, rebuild,
+def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, window_chars, index_type, rebuild,
            keep_missing, quiet, as_json):
     """Add documents (files or folders) to the index; re-runs embed only what changed."""
     from ingest.pipeline import ingest as run_ingest
@@ -90,7 +92,8 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
 
     summary = run_ingest(
         list(paths), index, embed_model=embed_model, include=list(include), exclude=list(exclude),
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, index_type=index_type, rebuild=rebuild,
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, window_chars=window_chars,
+        index_type=index_type, rebuild=rebuild,
         prune_missing=not keep_missing, progress=not (quiet or as_json), on_file=on_file,
     )
     if as_json:

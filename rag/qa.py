@@ -194,9 +194,14 @@ def ask(
         answer.timings["total"] = time.perf_counter() - started
         return AnswerStream(answer, None, None) if stream else answer
 
+    context_limit = context_chars or gen.context_chars
+    if context_limit:
+        from .retrieval import add_focus
+
+        add_focus(retrieval.sources, standalone, get_embedder(opened.embed_model))
     request = GenerationRequest(
         messages=build_messages(standalone, retrieval, lang, history, prompts,
-                                context_chars or gen.context_chars, gen),
+                                context_limit, gen),
         question=standalone, sources=retrieval.sources, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, stop=stop, embedder=get_embedder(opened.embed_model),
     )

@@ -156,6 +156,26 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     return Retrieval(sources, best_dense, timings)
 
 
+FOCUS_CHARS = 200
+
+
+def add_focus(sources: list[Source], question: str, embedder) -> None:
+    """Fill ``Source.focus`` (the passage of each chunk closest to the question) where the
+    index stored no sentence windows: embed the chunk's windows now, a few dozen short texts."""
+    from ingest.chunking import sentence_windows
+
+    missing = [(s, sentence_windows(s.text, FOCUS_CHARS)) for s in sources if s.focus is None]
+    missing = [(s, w) for s, w in missing if w]
+    if not missing:
+        return
+    texts = [w for _, windows in missing for w in windows]
+    sims = embedder.embed_passages(texts) @ embedder.embed_query(question)
+    offset = 0
+    for source, windows in missing:
+        source.focus = windows[int(np.argmax(sims[offset:offset + len(windows)]))]
+        offset += len(windows)
+
+
 def retrieve(question: str, index: str | os.PathLike | None = None, k: int = 5, *,
              embed_model: str | None = None, **options) -> list[Source]:
     """The ``k`` chunks that best answer ``question``, best first.

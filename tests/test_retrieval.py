@@ -194,3 +194,39 @@ def test_retrieve_without_index_argument_uses_rag_index_dir(corpus_txt_index, mo
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "nothing-here"))
     with pytest.raises(IndexNotFoundError, match="rag ingest"):
         rag.retrieve(question, k=3)
+
+
+def test_sentence_windows_score_chunks_by_their_best_passage(tmp_path):
+    """With --window-chars, each chunk is also embedded as sentence windows; they survive
+    an incremental re-ingest and give every hit a focus passage."""
+    from ingest.pipeline import ingest
+    from rag.store import load_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lock.txt").write_text(
+        "The Orion lock ships with a steel shackle. Its case is painted blue. "
+        "To reset the combination, hold the reset button for five seconds. "
+        "The factory code is 4-7-1-9. Batteries last two years.", encoding="utf-8")
+    (docs / "bike.txt").write_text("Bicycles need air in their tyres. Check the brakes every month.", encoding="utf-8")
+    index = tmp_path / "index"
+    first = ingest([docs], index, window_chars=60, progress=False)
+    loaded = load_index(index)
+    assert loaded.window_vectors is not None and len(loaded.window_owner) >= 3
+    assert (index / loaded.version / "windows.faiss").exists()
+
+    (docs / "bike.txt").write_text("Bicycles need air in their tyres. Oil the chain.", encoding="utf-8")
+    second = ingest([docs], index, window_chars=60, progress=False)
+    assert second.changed == 1 and second.chunks_embedded == 1  # lock.txt's windows were reused
+    reloaded = load_index(index)
+
+    def lock_windows(idx):
+        row = next(i for i, c in enumerate(idx.chunks) if c.source == "lock.txt")
+        return np.asarray(idx.window_vectors[idx.window_owner == row])
+
+    assert np.array_equal(lock_windows(reloaded), lock_windows(loaded))
+    assert first.version != second.version
+
+    hits = rag.retrieve("How do I reset the combination?", index=index, k=1)
+    assert hits[0].source == "lock.txt"
+    assert "reset button" in hits[0].focus

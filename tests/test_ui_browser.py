@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.browser
+
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 CHROMIUM = "/usr/bin/chromium"
