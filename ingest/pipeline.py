@@ -206,7 +206,6 @@ def ingest(
 def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, settings: ChunkerSettings,
                    index_type, rebuild, prune_missing, progress, on_file, started) -> IngestSummary:
     from rag.errors import EmbedderMismatchError
-    from rag.store import write_version
 
     def report(item: FileReport) -> None:
         summary.reports.append(item)
@@ -231,12 +230,50 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
     for row, chunk in enumerate(old_chunks):
         rows_by_file.setdefault(chunk.path, []).append(row)
 
-    embedder = None
-    splitter = None
     # (chunk, (vector, window vectors)) or (chunk, None) when it must be embedded
     kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
     files_meta: dict[str, dict] = {}
     seen: set[str] = set()
+    # Each file's chunks are embedded on a worker thread while this thread parses the
+    # next file (pypdf is pure Python; the encoder spends its time in numpy, which
+    # releases the GIL), so loading hides behind embedding. Sentence windows are
+    # embedded after the loop instead.
+    from concurrent.futures import ThreadPoolExecutor
+
+    background = settings.window_chars == 0
+    embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") if background else None
+    pending: list[tuple[int, int, object]] = []  # (first kept row, count, future)
+    state: dict = {}  # what _load_all loaded: the embedder
+    try:
+        _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
+                  summary, report, settings, model_name, embed_pool, pending, state)
+    except BaseException:
+        if embed_pool is not None:
+            embed_pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    embedder = state.get("embedder")
+
+    for key, meta in old_files.items():
+        if key in seen or key in files_meta:
+            continue
+        under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
+        if prune_missing and under_walked_root and not Path(key).exists():
+            summary.removed += 1
+            report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
+            continue
+        for row in rows_by_file.get(key, []):
+            kept.append((old_chunks[row], old_vectors[row]))
+        files_meta[key] = meta
+
+    return _finish(summary, manifest, kept, files_meta, settings, embedder, model_name, old_vectors,
+                   index_path, index_type, started, progress, embed_pool, pending)
+
+
+def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
+              summary, report, settings, model_name, embed_pool, pending, state) -> None:
+    """Hash, load and chunk every file; queue the new chunks for embedding."""
+    embedder = None
+    splitter = None
     for path in _progress(files, len(files), "Loading", progress, "file"):
         key = str(path)
         seen.add(key)
@@ -280,22 +317,20 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
         warning = next((r.warning for r in records if r.warning), None) or ""
         status = "changed" if previous else "added"
         setattr(summary, status, getattr(summary, status) + 1)
+        if embed_pool is not None:
+            texts = [embedding_text(chunk) for chunk in chunks]
+            pending.append((len(kept), len(chunks), embed_pool.submit(embedder.embed_passages, texts)))
         kept.extend((chunk, None) for chunk in chunks)
         files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
                            "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         report(FileReport(key, status, len(chunks), pages, warning=warning))
+    state["embedder"] = embedder
 
-    for key, meta in old_files.items():
-        if key in seen or key in files_meta:
-            continue
-        under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
-        if prune_missing and under_walked_root and not Path(key).exists():
-            summary.removed += 1
-            report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
-            continue
-        for row in rows_by_file.get(key, []):
-            kept.append((old_chunks[row], old_vectors[row]))
-        files_meta[key] = meta
+
+def _finish(summary, manifest, kept, files_meta, settings, embedder, model_name, old_vectors,
+            index_path, index_type, started, progress, embed_pool, pending) -> IngestSummary:
+    """Embed what is left, write the new version (when anything changed), fill the summary."""
+    from rag.store import write_version
 
     changed = summary.added + summary.changed + summary.removed
     if manifest is not None and changed == 0:
@@ -304,7 +339,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
         summary.version = read_current(index_path) or ""  # the manifest does not name its own folder
         summary.index_type = manifest.get("index_type", "")
     else:
-        to_embed = [i for i, (_, vec) in enumerate(kept) if vec is None]
+        queued = {row for first, count, _ in pending for row in range(first, first + count)}
+        to_embed = [i for i, (_, vec) in enumerate(kept) if vec is None and i not in queued]
         if to_embed and embedder is None:
             from rag.embedders import get_embedder
 
@@ -331,7 +367,12 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             window_blocks[i] = np.zeros((count, dim), dtype=np.float32)
         embed_started = time.perf_counter()
         batch = 64
-        bar = _progress(None, len(texts), "Embedding", progress, "text") if texts else None
+        total = len(texts) + len(queued)
+        bar = _progress(None, total, "Embedding", progress, "text") if total else None
+        for first, count, future in pending:  # embedded on the worker thread during loading
+            vectors[first:first + count] = future.result()
+            if bar is not None:
+                bar.update(count)
         for start in range(0, len(texts), batch):
             embedded = embedder.embed_passages(texts[start:start + batch])
             for (row, w), vector in zip(slots[start:start + batch], embedded):
@@ -344,8 +385,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
         if bar is not None:
             bar.close()
         summary.embed_seconds = time.perf_counter() - embed_started
-        summary.chunks_embedded = len(to_embed)
-        summary.texts_embedded = len(texts)
+        summary.chunks_embedded = len(to_embed) + len(queued)
+        summary.texts_embedded = len(texts) + len(queued)
         describe = embedder.describe() if embedder else manifest["embedder"]
         created = manifest.get("created_at") if manifest else time.strftime("%Y-%m-%dT%H:%M:%S%z")
         new_manifest = {
@@ -358,6 +399,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
             [np.zeros(0, dtype=np.int32)])
         window_vectors = np.concatenate(window_blocks) if window_blocks else np.zeros((0, dim), np.float32)
+        if settings.window_chars == 0:
+            window_vectors = window_owner = None
         version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type,
                                 window_vectors=window_vectors, window_owner=window_owner)
         summary.version = version
@@ -365,6 +408,8 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
 
         summary.index_type = read_manifest(index_path)["index_type"]
 
+    if embed_pool is not None:
+        embed_pool.shutdown(wait=True)
     summary.files = len(files_meta)
     summary.pages = sum(m.get("pages", 0) for m in files_meta.values())
     summary.chunks = len(kept)

@@ -16,7 +16,6 @@ import click
 from . import config
 from .errors import (
     BackendNotFoundError,
-    DocumentError,
     InputError,
     QuestionFileError,
     RagError,

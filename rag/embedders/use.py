@@ -105,7 +105,7 @@ class USEEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(modules=[_use_module_class()()], device="cpu")
-        self._fast_tokenizer = None
+        self._fast_tokenizer = _load_fast_tokenizer()
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
