@@ -113,6 +113,25 @@ def chunk_records(records: list[Record], *, path: str, file_hash: str, splitter)
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.;:])\s+|\n+")
 
 
+def pack_sentences(sentences, max_chars: int) -> list[str]:
+    """Consecutive sentences joined into pieces of at most ``max_chars`` characters
+    (a longer sentence stays whole)."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in sentences:
+        sentence = (sentence or "").strip()
+        if not sentence:
+            continue
+        if current and len(current) + len(sentence) + 1 > max_chars:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
 def sentence_windows(text: str, max_chars: int) -> list[str]:
     """Consecutive sentences packed into windows of at most ``max_chars`` characters.
 
@@ -122,19 +141,7 @@ def sentence_windows(text: str, max_chars: int) -> list[str]:
     """
     if max_chars <= 0:
         return []
-    windows: list[str] = []
-    current = ""
-    for sentence in _SENTENCE_END.split(text):
-        sentence = (sentence or "").strip()
-        if not sentence:
-            continue
-        if current and len(current) + len(sentence) + 1 > max_chars:
-            windows.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        windows.append(current)
+    windows = pack_sentences(_SENTENCE_END.split(text), max_chars)
     return windows if len(windows) > 1 else []
 
 

@@ -26,17 +26,9 @@ PASSAGE_CHARS = 180
 def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     """Consecutive sentences packed up to ``max_chars``: a label and its value
     ("임곗값: 0.4" / "재현율: 0.8197") often sit on separate short lines."""
-    passages: list[str] = []
-    current = ""
-    for sentence in split_sentences(text):
-        if current and len(current) + len(sentence) + 1 > max_chars:
-            passages.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        passages.append(current)
-    return passages
+    from ingest.chunking import pack_sentences
+
+    return pack_sentences(split_sentences(text), max_chars)
 
 
 def split_sentences(text: str) -> list[str]:
