@@ -11,6 +11,7 @@ import shutil
 import time
 
 import pytest
+from reporting import report
 
 import rag
 from rag import config
@@ -20,15 +21,6 @@ from rag.generators.hf import DEFAULT_MODEL, HFGenerator, _resolve, bundled_gguf
 pytestmark = pytest.mark.slow
 
 PROMPT = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-
-
-def report(request, line: str) -> None:
-    """A timing on the terminal, even under output capture and -q."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")

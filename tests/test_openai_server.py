@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import pytest
+from reporting import report
 
 import rag
 from rag.errors import ServerUnavailableError
@@ -43,15 +44,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def report(request, line: str) -> None:
-    """A timing on the terminal, even under output capture and -q."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
