@@ -6,13 +6,13 @@ any timing (its load time is reported on its own):
 
 A  pipeline      ingest(files, tmp_index, rebuild=True, progress=False): load, clean,
                  chunk, embed, write FAISS + BM25. chunks/s = chunks / wall time.
-                 The pipeline embeds each chunk's embedding_text and, when the
-                 chunker has window_chars > 0, its sentence windows too ("texts").
+                 The pipeline embeds each chunk's embedding_text, its sentence
+                 windows (window_chars > 0) and the corpus terms (rag/terms.py) ("texts").
 E  re-ingest     the same call without rebuild right after A: nothing changed, so
                  nothing is embedded; reported as a fraction of A's time
 B  bare encode   embedder.model.encode(texts, batch_size=64) of exactly the texts A
-                 embedded (embedding_text of the built index's chunks, plus their
-                 sentence windows); pipeline overhead = bare throughput / pipeline
+                 embedded (embedding_text of the built index's chunks, their
+                 sentence windows, the index's term vocabulary); pipeline overhead = bare throughput / pipeline
                  throughput on those same texts (= pipeline time / bare time)
 C  LangChain     a naive LangChain pipeline over the same documents: load_document,
                  the same splitter (ingest.chunking.make_splitter), then
@@ -81,11 +81,13 @@ def passages_800(files: list[Path], n: int, size: int = 800) -> list[str]:
 
 def pipeline_texts(index_dir: Path) -> tuple[list[str], int]:
     """(texts the pipeline embedded for the index at ``index_dir``, number of chunks):
-    each chunk's embedding_text followed by its sentence windows, as ingest does."""
+    each chunk's embedding_text followed by its sentence windows, as ingest does,
+    then the index's corpus terms."""
     from ingest import chunking
     from rag.store import load_index, read_manifest
 
-    chunks = load_index(index_dir).chunks
+    index = load_index(index_dir)
+    chunks = index.chunks
     window_chars = int(read_manifest(index_dir).get("chunker", {}).get("window_chars", 0) or 0)
     windows = getattr(chunking, "sentence_windows", None)
     texts: list[str] = []
@@ -93,6 +95,7 @@ def pipeline_texts(index_dir: Path) -> tuple[list[str], int]:
         texts.append(chunking.embedding_text(chunk))
         if windows is not None and window_chars > 0:
             texts.extend(windows(chunk.text, window_chars))
+    texts.extend(index.terms.vocab if getattr(index, "terms", None) is not None else [])
     return texts, len(chunks)
 
 
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             reingest_s.append(t)
             if texts is None:
                 texts, n_chunks = pipeline_texts(index_dir)
-                n_texts = getattr(summary, "texts_embedded", summary.chunks_embedded) or summary.chunks_embedded
+                n_texts = (getattr(summary, "texts_embedded", summary.chunks_embedded) or summary.chunks_embedded) \
+                    + getattr(summary, "terms_embedded", 0)
                 if len(texts) != n_texts or n_chunks != summary.chunks_embedded:
                     log(f"warning: rebuilt {len(texts)} texts / {n_chunks} chunks, the pipeline reports "
                         f"{n_texts} / {summary.chunks_embedded}: bare encode is not the same work")

@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--corpus", default="txt", choices=["txt", "pdf"])
     parser.add_argument("--questions", nargs="*", type=Path, default=None)
     parser.add_argument("--embed-model", default=None, help="embedding model to compare (default: the default)")
-    parser.add_argument("--window-chars", type=int, default=0, help="index with sentence windows (ablation)")
+    parser.add_argument("--window-chars", type=int, default=None,
+                        help="sentence-window size to index with (default: the product default; 0: none)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -68,15 +69,21 @@ def main() -> None:
             for f in files}
     with tempfile.TemporaryDirectory() as tmp:
         ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", embed_model=args.embed_model,
-               window_chars=args.window_chars,
+               **({} if args.window_chars is None else {"window_chars": args.window_chars}),
                progress=not (args.quiet or args.json))
         index = load_index(Path(tmp) / "index")
         default = RetrievalSettings(k=5)
+        only = dict(dense_weight=0.0, window_weight=0.0, lexical_weight=0.0, expansion_weight=0.0)
         variants = {
-            "default (hybrid)": default,
-            "dense only": replace(default, lexical_weight=0.0),
-            "bm25 only": replace(default, dense_weight=0.0),
-            "hybrid, equal weights": replace(default, lexical_weight=1.0),
+            "default (4-way z-score)": default,
+            "rrf fusion": replace(default, fusion="rrf"),
+            "without term expansion": replace(default, expansion_weight=0.0),
+            "without windows": replace(default, window_weight=0.0),
+            "without bm25": replace(default, lexical_weight=0.0),
+            "dense only": replace(default, **dict(only, dense_weight=1.0)),
+            "windows only": replace(default, **dict(only, window_weight=1.0)),
+            "bm25 only": replace(default, **dict(only, lexical_weight=1.0)),
+            "term expansion only": replace(default, **dict(only, expansion_weight=1.0)),
         }
         results = {name: {stem: evaluate(index, qs, settings) for stem, qs in sets.items()}
                    for name, settings in variants.items()}
@@ -86,7 +93,7 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = "retrieval" + (f"-{args.embed_model.replace('/', '_')}" if args.embed_model else "")
-    name += f"-windows{args.window_chars}" if args.window_chars else ""
+    name += f"-windows{args.window_chars}" if args.window_chars is not None else ""
     (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     if not args.quiet:
         print(f"{'variant':24s} {'questions':22s} {'hit@5':>6s} {'mrr@5':>6s}  by language")

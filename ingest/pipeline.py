@@ -54,6 +54,7 @@ class IngestSummary:
     skipped: int = 0
     chunks_embedded: int = 0
     texts_embedded: int = 0  # chunks plus their sentence windows
+    terms_embedded: int = 0  # new corpus terms (rag/terms.py)
     seconds: float = 0.0
     embed_seconds: float = 0.0
     chunks_per_s: float = 0.0  # embedded chunks per second of the whole run
@@ -141,18 +142,55 @@ class _StoredVectors:
 
 
 def _previous_state(index_path: Path):
-    """(manifest, chunks, stored vectors) of the live version, or Nones when there is none."""
+    """(manifest, chunks, stored vectors, term vectors) of the live version, or empties."""
     import json
 
     from rag.store import read_current, read_manifest
+    from rag.terms import TermIndex
 
     if read_current(index_path) is None:
-        return None, [], None
+        return None, [], None, {}
     manifest = read_manifest(index_path)
     folder = index_path / read_current(index_path)
     chunks = [Chunk(**json.loads(line)) for line in
               (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    return manifest, chunks, _StoredVectors(folder)
+    terms = TermIndex.load(folder / "terms").known_vectors() if (folder / "terms").exists() else {}
+    return manifest, chunks, _StoredVectors(folder), terms
+
+
+class _FileEmbedder:
+    """Embeds one file's chunks, their sentence windows and the corpus terms not seen
+    before, as one stream of texts (batches stay full whatever the chunk sizes).
+
+    Runs on a worker thread while the main thread parses the next file (pypdf is
+    pure Python; the encoder spends its time in numpy, which releases the GIL), so
+    loading hides behind embedding. Only that one thread touches ``term_vectors``
+    until the ingest joins it.
+    """
+
+    def __init__(self, embedder, window_chars: int, term_vectors: dict[str, np.ndarray]):
+        self.embedder = embedder
+        self.window_chars = window_chars
+        self.term_vectors = term_vectors
+        self.terms_embedded = 0
+
+    def __call__(self, chunks: list[Chunk]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from rag.terms import extract_terms
+
+        texts = [embedding_text(chunk) for chunk in chunks]
+        windows = [sentence_windows(chunk.text, self.window_chars) for chunk in chunks]
+        new_terms = list(dict.fromkeys(t for text in texts for t in extract_terms(text)
+                                       if t not in self.term_vectors))
+        flat = texts + [w for ws in windows for w in ws]
+        vectors = self.embedder.embed_passages(flat)
+        if new_terms:
+            self.term_vectors.update(zip(new_terms, self.embedder.embed_passages(new_terms)))
+            self.terms_embedded += len(new_terms)
+        out, offset = [], len(chunks)
+        for i, ws in enumerate(windows):
+            out.append((vectors[i], vectors[offset:offset + len(ws)]))
+            offset += len(ws)
+        return out
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
@@ -213,12 +251,13 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             on_file(item)
 
     files, roots, early = discover(paths, include, exclude)
-    manifest, old_chunks, old_vectors = (None, [], None) if rebuild else _previous_state(index_path)
+    manifest, old_chunks, old_vectors, term_vectors = (None, [], None, {}) if rebuild else _previous_state(index_path)
     model_name = config.embed_model(embed_model) if (embed_model or manifest is None) else manifest["embedder"]["name"]
     if manifest is not None and manifest["embedder"]["name"] != model_name:
         raise EmbedderMismatchError(str(index_path), manifest["embedder"]["name"], model_name)
     if manifest is not None and manifest.get("chunker") != settings.describe():
-        # Other chunk sizes: every file must be chunked and embedded again.
+        # Other chunk sizes: every file must be chunked and embedded again (terms are
+        # words, whatever the chunking: their vectors stay valid).
         manifest, old_chunks, old_vectors = None, [], None
     summary = IngestSummary(index=str(index_path), embed_model=model_name)
     for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
@@ -235,23 +274,18 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
     files_meta: dict[str, dict] = {}
     seen: set[str] = set()
     # Each file's chunks are embedded on a worker thread while this thread parses the
-    # next file (pypdf is pure Python; the encoder spends its time in numpy, which
-    # releases the GIL), so loading hides behind embedding. Sentence windows are
-    # embedded after the loop instead.
+    # next file (_FileEmbedder).
     from concurrent.futures import ThreadPoolExecutor
 
-    background = settings.window_chars == 0
-    embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") if background else None
+    embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
     pending: list[tuple[int, int, object]] = []  # (first kept row, count, future)
-    state: dict = {}  # what _load_all loaded: the embedder
+    state: dict = {"term_vectors": term_vectors}  # _load_all adds the embedder
     try:
         _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
                   summary, report, settings, model_name, embed_pool, pending, state)
     except BaseException:
-        if embed_pool is not None:
-            embed_pool.shutdown(wait=False, cancel_futures=True)
+        embed_pool.shutdown(wait=False, cancel_futures=True)
         raise
-    embedder = state.get("embedder")
 
     for key, meta in old_files.items():
         if key in seen or key in files_meta:
@@ -265,15 +299,14 @@ def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, setti
             kept.append((old_chunks[row], old_vectors[row]))
         files_meta[key] = meta
 
-    return _finish(summary, manifest, kept, files_meta, settings, embedder, model_name, old_vectors,
+    return _finish(summary, manifest, kept, files_meta, settings, state, model_name, old_vectors,
                    index_path, index_type, started, progress, embed_pool, pending)
 
 
 def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
               summary, report, settings, model_name, embed_pool, pending, state) -> None:
     """Hash, load and chunk every file; queue the new chunks for embedding."""
-    embedder = None
-    splitter = None
+    embedder = file_embedder = splitter = None
     for path in _progress(files, len(files), "Loading", progress, "file"):
         key = str(path)
         seen.add(key)
@@ -300,6 +333,8 @@ def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_ve
 
                 embedder = get_embedder(model_name)
                 splitter = make_splitter(settings, embedder.count_tokens, embedder.max_tokens)
+                file_embedder = state["file_embedder"] = _FileEmbedder(
+                    embedder, settings.window_chars, state["term_vectors"])
             chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=splitter)
             if not chunks:
                 raise DocumentError(key, "no text left after cleaning: nothing to index")
@@ -317,9 +352,7 @@ def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_ve
         warning = next((r.warning for r in records if r.warning), None) or ""
         status = "changed" if previous else "added"
         setattr(summary, status, getattr(summary, status) + 1)
-        if embed_pool is not None:
-            texts = [embedding_text(chunk) for chunk in chunks]
-            pending.append((len(kept), len(chunks), embed_pool.submit(embedder.embed_passages, texts)))
+        pending.append((len(kept), len(chunks), embed_pool.submit(file_embedder, chunks)))
         kept.extend((chunk, None) for chunk in chunks)
         files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
                            "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -327,10 +360,11 @@ def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_ve
     state["embedder"] = embedder
 
 
-def _finish(summary, manifest, kept, files_meta, settings, embedder, model_name, old_vectors,
+def _finish(summary, manifest, kept, files_meta, settings, state, model_name, old_vectors,
             index_path, index_type, started, progress, embed_pool, pending) -> IngestSummary:
-    """Embed what is left, write the new version (when anything changed), fill the summary."""
+    """Collect the embeddings, write the new version (when anything changed), fill the summary."""
     from rag.store import write_version
+    from rag.terms import TermIndex, chunk_terms_of
 
     changed = summary.added + summary.changed + summary.removed
     if manifest is not None and changed == 0:
@@ -339,54 +373,42 @@ def _finish(summary, manifest, kept, files_meta, settings, embedder, model_name,
         summary.version = read_current(index_path) or ""  # the manifest does not name its own folder
         summary.index_type = manifest.get("index_type", "")
     else:
-        queued = {row for first, count, _ in pending for row in range(first, first + count)}
-        to_embed = [i for i, (_, vec) in enumerate(kept) if vec is None and i not in queued]
-        if to_embed and embedder is None:
-            from rag.embedders import get_embedder
-
-            embedder = get_embedder(model_name)
+        embedder = state.get("embedder")
         dim = embedder.dim if embedder else (old_vectors.shape[1] if old_vectors is not None else 0)
         vectors = np.zeros((len(kept), dim), dtype=np.float32)
         window_blocks: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(kept)
         for i, (_, stored) in enumerate(kept):
             if stored is not None:
                 vectors[i], window_blocks[i] = stored
-        # One flat list of texts, each chunk followed by its sentence windows, so
-        # batches stay full whatever the chunk sizes.
-        texts: list[str] = []
-        slots: list[tuple[int, int]] = []  # (kept row, -1 for the chunk or window number)
-        windows_of: dict[int, int] = {}
-        for i in to_embed:
-            texts.append(embedding_text(kept[i][0]))
-            slots.append((i, -1))
-            windows = sentence_windows(kept[i][0].text, settings.window_chars)
-            windows_of[i] = len(windows)
-            texts.extend(windows)
-            slots.extend((i, w) for w in range(len(windows)))
-        for i, count in windows_of.items():
-            window_blocks[i] = np.zeros((count, dim), dtype=np.float32)
         embed_started = time.perf_counter()
-        batch = 64
-        total = len(texts) + len(queued)
-        bar = _progress(None, total, "Embedding", progress, "text") if total else None
+        queued = sum(count for _, count, _ in pending)
+        bar = _progress(None, queued, "Embedding", progress, "chunk") if queued else None
         for first, count, future in pending:  # embedded on the worker thread during loading
-            vectors[first:first + count] = future.result()
+            for row, (vector, windows) in enumerate(future.result(), start=first):
+                vectors[row], window_blocks[row] = vector, windows
             if bar is not None:
                 bar.update(count)
-        for start in range(0, len(texts), batch):
-            embedded = embedder.embed_passages(texts[start:start + batch])
-            for (row, w), vector in zip(slots[start:start + batch], embedded):
-                if w < 0:
-                    vectors[row] = vector
-                else:
-                    window_blocks[row][w] = vector
-            if bar is not None:
-                bar.update(len(embedded))
         if bar is not None:
             bar.close()
+        file_embedder = state.get("file_embedder")
+        summary.chunks_embedded = queued
+        summary.texts_embedded = queued + sum(len(window_blocks[r]) for first, count, _ in pending
+                                              for r in range(first, first + count))
+        summary.terms_embedded = file_embedder.terms_embedded if file_embedder else 0
+
+        term_vectors = state["term_vectors"]
+        chunk_terms = chunk_terms_of(embedding_text(chunk) for chunk, _ in kept)
+        missing = list(dict.fromkeys(t for terms in chunk_terms for t in terms if t not in term_vectors))
+        if missing:  # chunks kept from an index written before term expansion existed
+            if embedder is None:
+                from rag.embedders import get_embedder
+
+                embedder = get_embedder(model_name)
+            term_vectors.update(zip(missing, embedder.embed_passages(missing)))
+            summary.terms_embedded += len(missing)
+        terms = TermIndex.build(chunk_terms, term_vectors, dim, index_type)
         summary.embed_seconds = time.perf_counter() - embed_started
-        summary.chunks_embedded = len(to_embed) + len(queued)
-        summary.texts_embedded = len(texts) + len(queued)
+
         describe = embedder.describe() if embedder else manifest["embedder"]
         created = manifest.get("created_at") if manifest else time.strftime("%Y-%m-%dT%H:%M:%S%z")
         new_manifest = {
@@ -395,21 +417,20 @@ def _finish(summary, manifest, kept, files_meta, settings, embedder, model_name,
             "created_at": created,
             "files": files_meta,
         }
-        window_owner = np.concatenate(
-            [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
-            [np.zeros(0, dtype=np.int32)])
-        window_vectors = np.concatenate(window_blocks) if window_blocks else np.zeros((0, dim), np.float32)
-        if settings.window_chars == 0:
-            window_vectors = window_owner = None
+        window_owner = window_vectors = None
+        if settings.window_chars:
+            window_owner = np.concatenate(
+                [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
+                [np.zeros(0, dtype=np.int32)])
+            window_vectors = np.concatenate(window_blocks) if window_blocks else np.zeros((0, dim), np.float32)
         version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type,
-                                window_vectors=window_vectors, window_owner=window_owner)
+                                window_vectors=window_vectors, window_owner=window_owner, terms=terms)
         summary.version = version
         from rag.store import read_manifest
 
         summary.index_type = read_manifest(index_path)["index_type"]
 
-    if embed_pool is not None:
-        embed_pool.shutdown(wait=True)
+    embed_pool.shutdown(wait=True)
     summary.files = len(files_meta)
     summary.pages = sum(m.get("pages", 0) for m in files_meta.values())
     summary.chunks = len(kept)

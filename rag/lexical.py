@@ -50,16 +50,23 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
+        vocab: dict[str, int] = {"": 0}
+        ids = [[vocab.setdefault(tok, len(vocab)) for tok in tokenize(text)] for text in texts]
+        return cls.from_token_ids(ids, vocab)
+
+    @classmethod
+    def from_token_ids(cls, ids: list[list[int]], vocab: dict[str, int]) -> "LexicalIndex":
+        """BM25 over documents already turned into token ids (id 0: the empty token)."""
         import bm25s
         from bm25s.tokenization import Tokenized
 
-        vocab: dict[str, int] = {"": 0}
-        ids = []
-        for text in texts:
-            ids.append([vocab.setdefault(tok, len(vocab)) for tok in tokenize(text)] or [0])
         retriever = bm25s.BM25()
-        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        retriever.index(Tokenized(ids=[doc or [0] for doc in ids], vocab=vocab), show_progress=False)
         return cls(retriever, vocab)
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.retriever.scores["num_docs"])
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,6 +92,16 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (zeros when no token is known)."""
         return self._scores_for_ids(self._token_ids(query))
+
+    def max_weighted_scores(self, weighted_ids: list[tuple[int, float]]) -> np.ndarray:
+        """Per document, the best ``weight * BM25(token)`` among ``weighted_ids``."""
+        data = self.retriever.scores
+        indptr, indices, values = data["indptr"], data["indices"], data["data"]
+        best = np.zeros(self.num_docs, dtype=np.float32)
+        for token, weight in weighted_ids:
+            docs = indices[indptr[token]:indptr[token + 1]]
+            np.maximum.at(best, docs, weight * values[indptr[token]:indptr[token + 1]])
+        return best
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk positions, scores) of the ``k`` best chunks with a score above zero."""

@@ -1,9 +1,19 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) rankings fused by reciprocal
-rank fusion, with optional MMR diversification and an optional cross-encoder.
+"""Hybrid retrieval: four rankings of the chunks fused by their standardized scores,
+with optional MMR diversification and an optional cross-encoder.
 
-Dense search carries questions across languages (multilingual embeddings);
-BM25 nails exact terms, numbers and identifiers the embedding blurs. RRF needs no
-score calibration between the two, which is why it is the fusion used.
+- dense: the chunk's own vector (topic, across languages);
+- windows: the chunk's best sentence window (a sentence-sized question matched to
+  the sentence that answers it, which a 400-token vector blurs);
+- lexical: BM25 over words and CJK bigrams (exact terms, numbers, identifiers);
+- expansion: BM25 over corpus terms reached from the question's terms through the
+  embedder's bilingual lexicon (rag/terms.py), the lexical signal across languages.
+
+Each ranker proposes its best ``candidates`` chunks; every candidate is scored by
+all four, each score standardized (z-score) over the candidates, and the four
+summed. Unlike reciprocal rank fusion this keeps a ranker's confidence: a BM25
+top hit that stands far above the rest outweighs a dense ranking where the first
+twenty chunks are within 0.02 of each other, and a ranker with no signal (no
+shared term across languages) adds nothing instead of noise.
 """
 
 from __future__ import annotations
@@ -28,11 +38,13 @@ MAX_QUESTION_CHARS = 4000
 class RetrievalSettings:
     k: int = 5
     candidates: int = 50  # per ranker, before fusion
+    # Equal weights: measured alternatives (bench/retrieval.py) moved hit@5 by a
+    # question or two either way, which is noise on 70 questions, not a signal.
     dense_weight: float = 1.0
-    # BM25 votes at a third of the dense ranking's weight: it rescues exact terms
-    # and numbers, but most questions are cross-lingual, where it only adds noise
-    # (weights 0 / 0.3 / 0.6 / 1.0 compared with bench/retrieval.py).
-    lexical_weight: float = 0.3
+    window_weight: float = 1.0
+    lexical_weight: float = 1.0
+    expansion_weight: float = 1.0
+    fusion: str = "zscore"  # or "rrf" (reciprocal rank fusion), kept for comparison
     mmr: bool = False
     mmr_lambda: float = 0.7
     reranker: str | None = None  # cross-encoder model id or path
@@ -90,6 +102,23 @@ def _cross_encoder(name: str):
     return CrossEncoder(name)
 
 
+def zscore(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
+
+
+def fuse(scores: list[tuple[np.ndarray, float]], method: str = "zscore") -> np.ndarray:
+    """One fused score per candidate from (scores over the candidates, weight) pairs."""
+    if method == "rrf":
+        ranks = [(np.argsort(np.argsort(-values, kind="stable")), weight) for values, weight in scores]
+        return sum(weight / (RRF_K + rank + 1) for rank, weight in ranks)
+    if method != "zscore":
+        raise InputError(f"unknown fusion '{method}': choose zscore or rrf")
+    # the weighted mean, not the sum: a score reads as "standard deviations above the
+    # other candidates", whatever the number of rankers
+    return sum(weight * zscore(values) for values, weight in scores) / sum(weight for _, weight in scores)
+
+
 def search(index: Index, question: str, settings: RetrievalSettings | None = None) -> Retrieval:
     """Retrieve from an opened index (the hot path: no file I/O)."""
     from .embedders import get_embedder
@@ -107,53 +136,72 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     qvec = embedder.embed_query(question)
     t1 = time.perf_counter()
     n = min(max(settings.candidates, settings.k), len(index))  # k above `candidates` still gets k
-    dense_ids, _ = index.search_dense(qvec, n)
+    proposals = [index.search_dense(qvec, n), index.search_windows(qvec, n)]
     t2 = time.perf_counter()
-    lexical_ids, lexical_scores = index.lexical.search(question, n)
+    lexical_all = index.lexical.scores(question)
+    proposals.append(top_rows(lexical_all, n))
+    expansion_all = None
+    if index.terms is not None and settings.expansion_weight:
+        expansion_all = index.terms.scores(question, embedder.embed_queries)
+        proposals.append(top_rows(expansion_all, n))
     t3 = time.perf_counter()
-    fused = rrf([(dense_ids, settings.dense_weight), (lexical_ids, settings.lexical_weight)])
-    rows = sorted(fused, key=fused.get, reverse=True)
-    dense_by_row = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
-    cosines = dense_by_row
-    lexical_by_row = dict(zip(map(int, lexical_ids), map(float, lexical_scores)))
+
+    pool = np.unique(np.concatenate(proposals)).astype(np.int64)
+    cosines = index.dense_scores(qvec, pool)
+    rankers = [(cosines, settings.dense_weight), (index.window_scores(qvec, pool), settings.window_weight),
+               (lexical_all[pool], settings.lexical_weight)]
+    if expansion_all is not None:
+        rankers.append((expansion_all[pool], settings.expansion_weight))
+    fused_scores = fuse([(values, weight) for values, weight in rankers if weight], settings.fusion)
+    order = np.argsort(-fused_scores, kind="stable")
+    rows = [int(r) for r in pool[order]]
+    fused = dict(zip(rows, map(float, fused_scores[order])))
+    cosine_of = dict(zip(map(int, pool), map(float, cosines)))
 
     k = min(settings.k, len(rows))
     if settings.reranker:
         model = _cross_encoder(settings.reranker)
-        pool = rows[: max(k * 4, 20)]
-        scores = model.predict([(question, index.chunks[r].text) for r in pool])
-        order = np.argsort(-np.asarray(scores))
-        rows = [pool[i] for i in order]
-        for i, r in enumerate(pool):
-            fused[r] = float(scores[i])
-        cosines = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
+        candidates = rows[: max(k * 4, 20)]
+        scores = model.predict([(question, index.chunks[r].text) for r in candidates])
+        rows = [candidates[i] for i in np.argsort(-np.asarray(scores))]
+        fused.update(zip(candidates, map(float, scores)))
     if settings.mmr:
-        pool = rows[: max(k * 4, 20)]
-        relevance = np.array([fused[r] for r in pool])
-        relevance = relevance / (relevance.max() or 1.0)
-        rows = mmr_order(pool, relevance, np.asarray(index.vectors[pool], dtype=np.float32), k, settings.mmr_lambda)
-        cosines = index.dense_scores(qvec, np.asarray(rows, dtype=np.int64))
+        candidates = rows[: max(k * 4, 20)]
+        relevance = np.array([fused[r] for r in candidates])
+        relevance = (relevance - relevance.min()) / ((relevance.max() - relevance.min()) or 1.0)
+        rows = mmr_order(candidates, relevance, np.asarray(index.vectors[candidates], dtype=np.float32),
+                         k, settings.mmr_lambda)
     t4 = time.perf_counter()
 
     from ingest.chunking import sentence_windows
 
     window_chars = int(index.manifest.get("chunker", {}).get("window_chars", 0) or 0)
     sources = []
-    for row, cosine in zip(rows[:k], cosines[:k]):
+    for row in rows[:k]:
         chunk = index.chunks[row]
         focus = None
         best = index.best_window(qvec, row)
         if best is not None:
             windows = sentence_windows(chunk.text, window_chars)
             focus = windows[best] if best < len(windows) else None
+        lexical = float(lexical_all[row])
         sources.append(Source(
             text=chunk.text, source=chunk.source, path=chunk.path, page=chunk.page,
-            score=round(float(fused[row]), 6), chunk_id=chunk.id, section=chunk.section, lang=chunk.lang,
-            dense_score=round(float(cosine), 4), lexical_score=lexical_by_row.get(row), focus=focus,
+            score=round(fused[row], 6), chunk_id=chunk.id, section=chunk.section, lang=chunk.lang,
+            dense_score=round(cosine_of[row], 4), lexical_score=lexical if lexical > 0 else None, focus=focus,
         ))
-    best_dense = float(np.max(dense_by_row)) if len(rows) else 0.0
+    best_dense = float(np.max(cosines)) if len(pool) else 0.0
     timings.update(embed=t1 - t0, dense=t2 - t1, lexical=t3 - t2, fusion=t4 - t3, total=t4 - t0)
     return Retrieval(sources, best_dense, timings)
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the ``n`` highest positive scores (a ranker proposes nothing it did not match)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[scores[top] > 0].astype(np.int64)
 
 
 FOCUS_CHARS = 200

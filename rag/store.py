@@ -13,6 +13,8 @@ Layout::
         window_owner.npy    int32 chunk row of each window
         windows.faiss       dense index over the windows
         bm25/               lexical index
+        terms/              corpus terms and their vectors, for cross-lingual
+                            term expansion (rag/terms.py)
       .lock                 held while an ingest writes
 
 A new version is written beside the live one and only then named in CURRENT
@@ -81,10 +83,6 @@ def build_faiss(vectors: np.ndarray, index_type: str):
     return index
 
 
-# A chunk's dense score mixes its own vector and its best sentence window.
-WINDOW_WEIGHT = 0.5
-
-
 @dataclass
 class Index:
     """A loaded, read-only index version."""
@@ -99,6 +97,7 @@ class Index:
     window_vectors: np.ndarray | None = None
     window_owner: np.ndarray | None = None
     window_dense: Any = None
+    terms: Any = None  # rag.terms.TermIndex, None for indexes built before it existed
     _window_start: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -115,26 +114,29 @@ class Index:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def search_dense(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best chunk rows and their dense scores, best first."""
-        k = min(k, len(self.chunks))
+    def search_dense(self, query_vector: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` chunk rows whose own vectors are closest to the query, best first."""
+        return self._search(self.dense, query_vector, k)
+
+    def search_windows(self, query_vector: np.ndarray, k: int) -> np.ndarray:
+        """Chunk rows owning the ``k`` sentence windows closest to the query (no windows: none)."""
+        if self.window_dense is None or not self.window_dense.ntotal:
+            return np.zeros(0, dtype=np.int64)
+        ids = self._search(self.window_dense, query_vector, k)
+        return np.unique(self.window_owner[ids]).astype(np.int64)
+
+    @staticmethod
+    def _search(index, query_vector: np.ndarray, k: int) -> np.ndarray:
+        k = min(k, index.ntotal)
         if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64)
         import faiss
 
         # One query is too little work to split: a second thread waiting for a busy
         # core made exact search 5-30x slower (bench/scaling.py).
         faiss.omp_set_num_threads(1)
-        query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
-        _, ids = self.dense.search(query, k)
-        candidates = ids[0][ids[0] >= 0]
-        if self.window_dense is not None and self.window_dense.ntotal:
-            _, wids = self.window_dense.search(query, min(3 * k, self.window_dense.ntotal))
-            owners = self.window_owner[wids[0][wids[0] >= 0]]
-            candidates = np.unique(np.concatenate([candidates, owners]))
-        scores = self.dense_scores(query[0], candidates)
-        order = np.argsort(-scores)[:k]
-        return candidates[order], scores[order]
+        _, ids = index.search(np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k)
+        return ids[0][ids[0] >= 0].astype(np.int64)
 
     def best_window(self, query_vector: np.ndarray, row: int) -> int | None:
         """Position of chunk ``row``'s sentence window closest to the query (None: no windows)."""
@@ -147,21 +149,24 @@ class Index:
         return int(np.argmax(sims))
 
     def dense_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact dense score of chunk ``rows``: its cosine mixed with its best window's."""
+        """Cosine between the query and the vectors of chunk ``rows``."""
         rows = np.asarray(rows, dtype=np.int64)
-        own = np.asarray(self.vectors[rows], dtype=np.float32) @ query_vector
+        return np.asarray(self.vectors[rows], dtype=np.float32) @ query_vector
+
+    def window_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosine of each chunk's best sentence window (a chunk without windows: its own)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        best = self.dense_scores(query_vector, rows)
         if self._window_start is None or not len(rows):
-            return own
+            return best
         starts, ends = self._window_start[rows], self._window_start[rows + 1]
-        best = own.copy()  # a chunk without windows is its own best window
         has = ends > starts
         if has.any():
             spans = [np.arange(a, b) for a, b in zip(starts[has], ends[has])]
-            flat = np.concatenate(spans)
-            sims = np.asarray(self.window_vectors[flat], dtype=np.float32) @ query_vector
+            sims = np.asarray(self.window_vectors[np.concatenate(spans)], dtype=np.float32) @ query_vector
             offsets = np.concatenate([[0], np.cumsum([len(x) for x in spans])[:-1]])
             best[has] = np.maximum.reduceat(sims, offsets)
-        return WINDOW_WEIGHT * best + (1 - WINDOW_WEIGHT) * own
+        return best
 
 
 def read_current(path: Path) -> str | None:
@@ -187,6 +192,7 @@ def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
     import faiss
 
     from .lexical import LexicalIndex
+    from .terms import TermIndex
 
     path = Path(path)
     manifest = read_manifest(path)
@@ -208,13 +214,16 @@ def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
             windows = np.load(folder / "windows.npy", mmap_mode="r")
             owner = np.load(folder / "window_owner.npy")
             window_dense = faiss.read_index(str(folder / "windows.faiss"))
+        terms = TermIndex.load(folder / "terms") if (folder / "terms").exists() else None
     except Exception as exc:
         raise IndexCorruptError(str(path), f"{type(exc).__name__}: {str(exc)[:200]}") from None
     if not (len(chunks) == vectors.shape[0] == dense.ntotal):
         raise IndexCorruptError(str(path), f"{len(chunks)} chunks but {dense.ntotal} vectors")
     if windows is not None and not (len(owner) == windows.shape[0] == window_dense.ntotal):
         raise IndexCorruptError(str(path), f"{len(owner)} window owners but {window_dense.ntotal} window vectors")
-    return Index(path, version, manifest, chunks, vectors, dense, lexical, windows, owner, window_dense)
+    if terms is not None and terms.lexical.num_docs != len(chunks):
+        raise IndexCorruptError(str(path), f"{len(chunks)} chunks but term BM25 over {terms.lexical.num_docs}")
+    return Index(path, version, manifest, chunks, vectors, dense, lexical, windows, owner, window_dense, terms)
 
 
 _cache: dict[str, Index] = {}
@@ -239,7 +248,7 @@ def open_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
 
 def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest: dict[str, Any],
                   index_type: str = "auto", window_vectors: np.ndarray | None = None,
-                  window_owner: np.ndarray | None = None) -> str:
+                  window_owner: np.ndarray | None = None, terms=None) -> str:
     """Write a complete new version and make it live. Returns its folder name."""
     from .lexical import LexicalIndex
     from ingest.chunking import embedding_text
@@ -266,6 +275,8 @@ def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest
         window_type = choose_index_type(len(window_vectors), index_type)
         faiss.write_index(build_faiss(window_vectors, window_type), str(staging / "windows.faiss"))
     LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging / "bm25")
+    if terms is not None:
+        terms.save(staging / "terms")
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(staging)
     os.rename(staging, path / version)

@@ -75,7 +75,7 @@ def test_ask_prints_the_answer_and_sources_with_file_and_page(pdf_index):
     lines = [line for line in sources.splitlines() if line.strip()]
     assert 1 <= len(lines) <= 3
     for number, line in enumerate(lines, start=1):
-        assert re.match(rf"\s+\[{number}\] (chatbots|metrics)\.pdf p\.[1-3]\s+score \d\.\d{{4}} \(cos ", line), line
+        assert re.match(rf"\s+\[{number}\] (chatbots|metrics)\.pdf p\.[1-3]\s+score -?\d+\.\d{{4}} \(cos ", line), line
     assert lines[0].lstrip().startswith("[1] chatbots.pdf p.2 ")
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
     assert cited <= set(range(1, len(lines) + 1))

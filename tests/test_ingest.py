@@ -24,6 +24,7 @@ from ingest.chunking import sha256
 from ingest.cleaning import clean_text
 from ingest.loaders import load_document
 from ingest.pipeline import IngestSummary, ingest
+from rag.terms import extract_terms
 from rag.errors import EmbedderMismatchError
 from rag.store import load_index, open_index, read_current
 
@@ -204,6 +205,13 @@ def test_editing_one_file_embeds_only_that_file(library):
 
     summary = ingest([library.docs], library.index, progress=False)
 
+    # Only the addendum's new words are embedded as terms; the others keep their vectors.
+    old_terms, new_terms = old.terms.known_vectors(), load_index(library.index).terms.known_vectors()
+    added = set(extract_terms("Addendum: we also compared Mistral 7B.")) - set(old_terms)
+    assert "mistral" in added and summary.terms_embedded == len(added)
+    assert set(new_terms) == set(old_terms) | added
+    assert all(np.array_equal(new_terms[t], old_terms[t]) for t in old_terms)
+
     assert (summary.changed, summary.unchanged, summary.added, summary.removed) == (1, 2, 0, 0)
     report = report_of(summary, edited.name)
     assert report.status == "changed"
@@ -222,13 +230,18 @@ def test_editing_one_file_embeds_only_that_file(library):
 
 def test_deleting_a_file_removes_its_chunks(library):
     deleted = library.docs / "003_53679c8f7bc64ce6.txt"
+    assert "企业" in load_index(library.index).terms.vocab
     deleted.unlink()
 
     summary = ingest([library.docs], library.index, progress=False)
 
     assert (summary.removed, summary.unchanged, summary.files, summary.chunks_embedded) == (1, 2, 2, 0)
+    assert summary.terms_embedded == 0
     assert report_of(summary, deleted.name).status == "removed"
-    assert not [c for c in load_index(library.index).chunks if c.path == str(deleted)]
+    index = load_index(library.index)
+    assert not [c for c in index.chunks if c.path == str(deleted)]
+    # the Chinese report's words left with it
+    assert "企业" not in index.terms.vocab and index.terms.lexical.num_docs == len(index)
 
 
 def test_prune_missing_false_keeps_the_chunks_of_deleted_files(library):

@@ -1,4 +1,4 @@
-"""Retrieval: BM25 tokens for every script, RRF fusion, MMR, k bounds, and hybrid
+"""Retrieval: BM25 tokens for every script, score fusion, MMR, k bounds, and hybrid
 search on the real shared corpus (real embedder, real FAISS, real BM25)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import rag
 from rag.errors import IndexNotFoundError, InputError
 from rag.lexical import LexicalIndex, tokenize
-from rag.retrieval import RRF_K, RetrievalSettings, check_question, mmr_order, rrf, search
+from rag.retrieval import RRF_K, RetrievalSettings, check_question, fuse, mmr_order, search
 
 # ---------------------------------------------------------------- BM25 tokens
 
@@ -70,22 +70,31 @@ def test_lexical_index_matches_korean_despite_particles_and_ranks_by_bm25():
 # ---------------------------------------------------------------- fusion and MMR
 
 
-def test_rrf_rewards_documents_found_by_both_rankers():
-    dense = np.array([10, 20, 30])
-    lexical = np.array([30, 40])
-    fused = rrf([(dense, 1.0), (lexical, 1.0)])
-    assert fused[30] == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
-    assert fused[10] == pytest.approx(1 / (RRF_K + 1))
-    order = sorted(fused, key=fused.get, reverse=True)
-    assert order == [30, 10, 20, 40]
+def test_zscore_fusion_keeps_a_confident_rankers_margin():
+    # Dense spreads 20 candidates evenly over 0.04; BM25 puts candidate 5 far above
+    # the rest, which it barely separates.
+    dense = np.linspace(0.32, 0.28, 20)
+    lexical = np.linspace(0.4, 0.0, 20)
+    lexical[5] = 9.0
+    assert int(np.argmax(fuse([(dense, 1.0), (lexical, 1.0)]))) == 5
+    # Rank fusion throws the margin away: the candidate both rank first-ish wins.
+    assert int(np.argmax(fuse([(dense, 1.0), (lexical, 1.0)], "rrf"))) == 0
 
 
-def test_rrf_weights_shift_the_order():
-    dense, lexical = np.array([1, 2]), np.array([2, 1])
-    by_dense = rrf([(dense, 2.0), (lexical, 1.0)])
-    by_lexical = rrf([(dense, 1.0), (lexical, 2.0)])
-    assert max(by_dense, key=by_dense.get) == 1
-    assert max(by_lexical, key=by_lexical.get) == 2
+def test_a_ranker_without_signal_adds_nothing():
+    dense = np.array([0.5, 0.2, 0.1])
+    silent = np.zeros(3)  # e.g. BM25 when the question shares no word with any candidate
+    assert list(fuse([(dense, 1.0), (silent, 1.0)])) == pytest.approx(list(fuse([(dense, 1.0)]) / 2))
+    assert int(np.argmax(fuse([(dense, 1.0), (silent, 1.0)]))) == 0
+
+
+def test_fusion_weights_shift_the_order_and_rrf_matches_its_formula():
+    a, b = np.array([2.0, 1.0]), np.array([1.0, 2.0])
+    assert int(np.argmax(fuse([(a, 2.0), (b, 1.0)]))) == 0
+    assert int(np.argmax(fuse([(a, 1.0), (b, 2.0)]))) == 1
+    assert fuse([(a, 1.0), (b, 1.0)], "rrf")[0] == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 2))
+    with pytest.raises(InputError, match="zscore or rrf"):
+        fuse([(a, 1.0)], "borda")
 
 
 def test_mmr_skips_near_duplicates():

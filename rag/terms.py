@@ -1,0 +1,179 @@
+"""Cross-lingual term expansion: BM25 over the corpus's words, queried through the
+embedder's own bilingual lexicon.
+
+Plain BM25 only matches the question's own words, so it is blind across languages:
+an English question about a Chinese report shares no token with it. The
+multilingual encoder, though, places single words of different languages close
+together ("marketing" ~ "营销" 0.81, "fastest" ~ "最快" 0.84, "정확도" ~ "accuracy"
+0.87). So the index keeps one vector per distinct corpus term, and a question's
+terms are expanded to their nearest corpus terms in any language; each chunk then
+scores, for every question term, the best BM25 score among that term's
+neighbours, weighted by their similarity. The same lookup folds morphology and
+synonyms (정확도를 ~ 정확도, learning rate ~ learning_rate).
+
+Terms are words for scripts with spaces and dictionary words for Chinese (jieba):
+character bigrams, which the plain BM25 uses, are not words and embed as noise.
+
+Layout inside an index version::
+
+    terms/
+      vocab.json      the distinct terms, in vector order
+      vectors.npy     float32 term embeddings (reused by incremental ingest)
+      terms.faiss     nearest-neighbour index over the term vectors
+      bm25/           BM25 over each chunk's terms
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .lexical import STOPWORDS, LexicalIndex
+
+# A neighbour counts when its cosine with the question term reaches this; each
+# question term takes at most EXPANSION_NEIGHBORS of them. Measured on 70 questions
+# (bench/retrieval.py): 0.55-0.65 all gave the same hit@5 within one question;
+# at 0.7 and above the expansion keeps too few translations, below 0.5 too much noise.
+EXPANSION_MIN_SIMILARITY = 0.6
+EXPANSION_NEIGHBORS = 10
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA = r"\u3040-\u30ff"
+_TERM = re.compile(rf"([{_HAN}]+)|([{_KANA}]+)|([^\W_{_HAN}{_KANA}]+(?:[._'-][^\W_{_HAN}{_KANA}]+)*)")
+
+_jieba_lock = threading.Lock()
+_jieba = None
+
+
+def _segmenter():
+    """jieba, initialized once (it builds its dictionary in ~0.5 s)."""
+    global _jieba
+    with _jieba_lock:
+        if _jieba is None:
+            import logging
+
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            _jieba = jieba
+    return _jieba
+
+
+def extract_terms(text: str) -> list[str]:
+    """The words of ``text`` that can carry meaning across languages, lowercased.
+
+    Chinese runs are segmented into dictionary words; single characters, bare
+    numbers and function words are dropped (numbers stay exact in the plain BM25).
+    """
+    terms: list[str] = []
+    for han, kana, word in _TERM.findall(text.lower()):
+        if han:
+            terms.extend(w for w in _segmenter().lcut(han) if len(w) >= 2)
+        elif kana:
+            if len(kana) >= 2:
+                terms.append(kana)
+        elif _is_term(word):
+            terms.append(word)
+            if any(sep in word for sep in "._'-"):
+                # per_device_train_batch_size also answers to "batch size"
+                terms.extend(part for part in re.split(r"[._'-]", word) if _is_term(part))
+    return terms
+
+
+def _is_term(word: str) -> bool:
+    return len(word) >= 2 and word not in STOPWORDS and not word.replace(".", "").isdigit()
+
+
+class TermIndex:
+    """Corpus terms, their vectors, and BM25 over each chunk's terms."""
+
+    def __init__(self, vocab: list[str], vectors: np.ndarray, lexical: LexicalIndex, neighbours=None,
+                 index_type: str = "flat"):
+        self.vocab = vocab
+        self.vectors = vectors
+        self.lexical = lexical
+        self.neighbours = neighbours  # faiss index over ``vectors``, built on first use
+        self.index_type = index_type
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def known_vectors(self) -> dict[str, np.ndarray]:
+        """Term -> vector, for an incremental ingest to reuse."""
+        return {term: self.vectors[i] for i, term in enumerate(self.vocab)}
+
+    @classmethod
+    def build(cls, chunk_terms: list[list[str]], term_vectors: dict[str, np.ndarray], dim: int,
+              index_type: str = "auto") -> "TermIndex":
+        """``chunk_terms``: each chunk's terms; ``term_vectors`` must hold every one of them."""
+        from .store import choose_index_type
+
+        vocab = sorted({t for terms in chunk_terms for t in terms})
+        vectors = (np.stack([term_vectors[t] for t in vocab]).astype(np.float32) if vocab
+                   else np.zeros((0, dim), dtype=np.float32))
+        ids = {term: i + 1 for i, term in enumerate(vocab)}  # 0 is the empty token
+        lexical = LexicalIndex.from_token_ids([[ids[t] for t in terms] for terms in chunk_terms],
+                                              {"": 0, **ids})
+        return cls(vocab, vectors, lexical, index_type=choose_index_type(len(vocab), index_type))
+
+    def _neighbour_index(self):
+        if self.neighbours is None:  # built on first use: an ingest builds it while writing
+            from .store import build_faiss
+
+            self.neighbours = build_faiss(np.asarray(self.vectors, dtype=np.float32), self.index_type)
+        return self.neighbours
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+        np.save(folder / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
+        faiss.write_index(self._neighbour_index(), str(folder / "terms.faiss"))
+        self.lexical.save(folder / "bm25")
+
+    @classmethod
+    def load(cls, folder: Path) -> "TermIndex":
+        import faiss
+
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        neighbours = faiss.read_index(str(folder / "terms.faiss"))
+        lexical = LexicalIndex.load(folder / "bm25")
+        if not (len(vocab) == vectors.shape[0] == neighbours.ntotal):
+            raise ValueError(f"{len(vocab)} terms but {neighbours.ntotal} term vectors")
+        return cls(vocab, vectors, lexical, neighbours)
+
+    def expansions(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
+        """For each query-term vector, its corpus neighbours as (BM25 token id, similarity)."""
+        if not len(self.vocab) or not len(vectors):
+            return [[] for _ in range(len(vectors))]
+        sims, ids = self._neighbour_index().search(np.ascontiguousarray(vectors, dtype=np.float32),
+                                                   min(EXPANSION_NEIGHBORS, len(self.vocab)))
+        return [[(int(i) + 1, float(s)) for i, s in zip(row_ids, row_sims)
+                 if i >= 0 and s >= EXPANSION_MIN_SIMILARITY]
+                for row_ids, row_sims in zip(ids, sims)]
+
+    def scores(self, question: str, embed_queries: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Expanded BM25 score of every chunk for ``question``."""
+        # Adjacent word pairs ("learning rate" -> learning_rate) changed no ranking on
+        # 70 questions: single terms it is.
+        terms = list(dict.fromkeys(extract_terms(question)))
+        total = np.zeros(self.lexical.num_docs, dtype=np.float32)
+        if not terms or not len(self.vocab):
+            return total
+        for neighbours in self.expansions(embed_queries(terms)):
+            if neighbours:
+                # max, not sum: a term with many near-synonyms must not outvote the others
+                total += self.lexical.max_weighted_scores(neighbours)
+        return total
+
+
+def chunk_terms_of(texts: Iterable[str]) -> list[list[str]]:
+    return [extract_terms(t) for t in texts]
