@@ -78,6 +78,7 @@ def main() -> None:
             "default (4-way z-score)": default,
             "rrf fusion": replace(default, fusion="rrf"),
             "without term expansion": replace(default, expansion_weight=0.0),
+            "term expansion at weight 1": replace(default, expansion_weight=1.0),
             "without windows": replace(default, window_weight=0.0),
             "without bm25": replace(default, lexical_weight=0.0),
             "dense only": replace(default, **dict(only, dense_weight=1.0)),

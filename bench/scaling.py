@@ -501,6 +501,7 @@ def bench_bm25(n: int, args, vocab: dict) -> dict:
                 dict({k: v for k, v in info.items() if k != "cached"}, queries=queries), ensure_ascii=False))
     p50, p95, _ = latency_ms(lambda q: index.search(q, K), queries)
     hits = [len(index.search(q, K)[0]) for q in queries[:50]]
+    exp_p50, exp_p95 = bench_expansion(index, queries, args.seed)
     res = dict(info)
     res.update({
         "build_cached": info["cached"], "bytes_per_chunk": info["rss_delta_bytes"] / n,
@@ -508,6 +509,7 @@ def bench_bm25(n: int, args, vocab: dict) -> dict:
         "postings": int(index.retriever.scores["indptr"][-1]),
         "query_tokens_median": float(np.median([len(tokenize(q)) for q in queries])),
         "queries_with_k_hits": float(np.mean([h == K for h in hits])),
+        "expansion_p50_ms": exp_p50, "expansion_p95_ms": exp_p95,
     })
     res.pop("cached")
     log(f"  [{n:>9,}] bm25: build {res['build_s']:.1f}s{' (cached)' if info['cached'] else ''}, "
@@ -518,6 +520,35 @@ def bench_bm25(n: int, args, vocab: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- analysis
+
+
+def bench_expansion(index, queries: list[str], seed: int) -> tuple[float, float]:
+    """p50/p95 ms of the term-expansion scoring (rag/terms.py) over this BM25 index:
+    each query token expands to itself and 9 other vocabulary tokens drawn by
+    frequency (real neighbours are often common words, whose postings are long),
+    scored with ``max_weighted_scores`` and cut to the top candidates, as retrieval
+    does. The embedding lookups are not part of it (the vocabulary is synthetic)."""
+    from rag.retrieval import top_rows
+
+    rng = np.random.default_rng(seed + 7)
+    indptr = index.retriever.scores["indptr"]
+    df = np.diff(indptr)
+    common = np.argsort(-df)[:20_000]  # neighbours come from the 20k most frequent tokens
+    weights = df[common] / df[common].sum()
+    expanded = {}
+    for q in queries:
+        ids = index._token_ids(q)
+        expanded[q] = [[(t, 1.0)] + [(int(n), float(rng.uniform(0.6, 0.9)))
+                                     for n in rng.choice(common, size=9, p=weights)] for t in ids]
+
+    def score(q):
+        total = np.zeros(index.num_docs, dtype=np.float32)
+        for group in expanded[q]:
+            total += index.max_weighted_scores(group)
+        return top_rows(total, 50)
+
+    p50, p95, _ = latency_ms(score, queries)
+    return p50, p95
 
 
 def _nice_floor(x: float) -> int:
@@ -627,8 +658,12 @@ def format_table(report: dict) -> str:
             lines.append(
                 f"{_n(n):>5} {'bm25':<6} {build(x, n, 'bm25'):>9} {_cpu(x):>7} {x['rss_delta_bytes'] / 2**20:>8.0f} "
                 f"{x['bytes_per_chunk']:>7.0f} {'':>7} {'':>6} {x['p50_ms']:>8.2f} {x['p95_ms']:>8.2f} {'':>9}")
+            if "expansion_p50_ms" in x:
+                lines.append(f"{_n(n):>5} {'bm25+':<6} {'':>9} {'':>7} {'':>8} {'':>7} {'':>7} {'':>6} "
+                             f"{x['expansion_p50_ms']:>8.2f} {x['expansion_p95_ms']:>8.2f} {'':>9}")
     lines.append("")
     lines.append("build s: wall clock; cpu s: CPU time of this process (all threads) during the build")
+    lines.append("bm25+: term-expansion scoring (rag/terms.py) on the same index, 10 neighbours per query token")
     lines.append("mem MiB / B/vec: RSS delta of the build (per vector; per chunk for bm25); struct: index arrays "
                  "per vector; x raw: RSS delta / (N x 512 x 4 B)")
     if cached:

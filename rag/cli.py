@@ -64,7 +64,7 @@ def main():
 @click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable), e.g. 'drafts/*'.")
 @click.option("--chunk-size", default=400, show_default=True, help="Chunk size in embedding-model tokens.")
 @click.option("--chunk-overlap", default=80, show_default=True, help="Overlap between chunks, in tokens.")
-@click.option("--window-chars", default=0, show_default=True,
+@click.option("--window-chars", default=200, show_default=True,
               help="Also embed sentence windows of this many characters and score chunks by their best one (0: off).")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
               help="Dense index: exact (flat), HNSW, or chosen by size.")

@@ -99,23 +99,28 @@ class LexicalIndex:
         indptr, indices, values = data["indptr"], data["indices"], data["data"]
         best = np.zeros(self.num_docs, dtype=np.float32)
         for token, weight in weighted_ids:
-            docs = indices[indptr[token]:indptr[token + 1]]
-            np.maximum.at(best, docs, weight * values[indptr[token]:indptr[token + 1]])
+            start, end = indptr[token], indptr[token + 1]
+            docs = indices[start:end]  # unique within one token: plain fancy indexing is safe
+            best[docs] = np.maximum(best[docs], weight * values[start:end])
         return best
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk positions, scores) of the ``k`` best chunks with a score above zero."""
+        top, scores = self.search_all(query, k)
+        return top, scores[top]
+
+    def search_all(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions of the ``k`` best chunks with a score above zero, every chunk's score)."""
         ids = self._token_ids(query)
         scores = self._scores_for_ids(ids)
         k = min(k, len(scores))
         if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), scores
         top = self._top_k_distinct(scores, ids, k)
         if top is None:
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top])]
-        top = top[scores[top] > 0]
-        return top, scores[top]
+        return top[scores[top] > 0], scores
 
     def _top_k_distinct(self, scores: np.ndarray, ids: list[int], k: int) -> np.ndarray | None:
         """The ``k`` best positive-scoring chunks, best first, without a full-corpus

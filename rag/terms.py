@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -88,6 +89,23 @@ def extract_terms(text: str) -> list[str]:
 
 def _is_term(word: str) -> bool:
     return len(word) >= 2 and word not in STOPWORDS and not word.replace(".", "").isdigit()
+
+
+@lru_cache(maxsize=64)
+def question_stopwords(lang: str) -> frozenset[str]:
+    """Function words of ``lang`` (stopwords-iso lists), never expanded: embedded alone
+    they land near random words of every language ("으로" ~ "through" 0.86, "com" 0.91)."""
+    import stopwordsiso
+
+    return frozenset(stopwordsiso.stopwords(lang)) if stopwordsiso.has_lang(lang) else frozenset()
+
+
+def question_terms(question: str) -> list[str]:
+    """The question's terms worth expanding, each once."""
+    from .language import detect_language
+
+    stop = question_stopwords(detect_language(question))
+    return [t for t in dict.fromkeys(extract_terms(question)) if t not in stop]
 
 
 class TermIndex:
@@ -164,7 +182,7 @@ class TermIndex:
         """Expanded BM25 score of every chunk for ``question``."""
         # Adjacent word pairs ("learning rate" -> learning_rate) changed no ranking on
         # 70 questions: single terms it is.
-        terms = list(dict.fromkeys(extract_terms(question)))
+        terms = question_terms(question)
         total = np.zeros(self.lexical.num_docs, dtype=np.float32)
         if not terms or not len(self.vocab):
             return total

@@ -175,3 +175,13 @@ def test_chat_empty_line_quits_and_bad_question_is_reported(corpus_txt_index):
 def test_chat_missing_index_exits_3(tmp_path):
     result = run("chat", "-g", "extractive", "--index", tmp_path / "none", input="What is LoRA?\n")
     assert result.exit_code == 3 and "no index at" in result.output
+
+
+def test_ingest_option_defaults_are_the_chunkers_defaults():
+    from ingest.chunking import ChunkerSettings
+    from rag.cli import main
+
+    params = {p.name: p.default for p in main.commands["ingest"].params}
+    defaults = ChunkerSettings()
+    assert (params["chunk_size"], params["chunk_overlap"], params["window_chars"]) == \
+        (defaults.chunk_size, defaults.chunk_overlap, defaults.window_chars)
