@@ -30,7 +30,7 @@ import re
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
@@ -192,6 +192,3 @@ class TermIndex:
                 total += self.lexical.max_weighted_scores(neighbours)
         return total
 
-
-def chunk_terms_of(texts: Iterable[str]) -> list[list[str]]:
-    return [extract_terms(t) for t in texts]

