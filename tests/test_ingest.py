@@ -24,6 +24,7 @@ from ingest.chunking import sha256
 from ingest.cleaning import clean_text
 from ingest.loaders import load_document
 from ingest.pipeline import IngestSummary, ingest
+from rag.retrieval import search
 from rag.terms import extract_terms
 from rag.errors import EmbedderMismatchError
 from rag.store import load_index, open_index, read_current
@@ -242,6 +243,24 @@ def test_deleting_a_file_removes_its_chunks(library):
     assert not [c for c in index.chunks if c.path == str(deleted)]
     # the Chinese report's words left with it
     assert "企业" not in index.terms.vocab and index.terms.lexical.num_docs == len(index)
+
+
+def test_an_index_written_before_term_expansion_still_answers_and_gains_terms(library):
+    live = library.index / read_current(library.index)
+    shutil.rmtree(live / "terms")  # as written by a version of the tool without term expansion
+    old = load_index(library.index)
+    assert old.terms is None
+    sources = search(old, "Which platforms are mentioned for building chatbots?").sources
+    assert sources and all(s.dense_score is not None for s in sources)
+
+    edited = library.docs / "004_7fdd1fabdabed2dd.txt"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nAddendum.\n", encoding="utf-8")
+    summary = ingest([library.docs], library.index, progress=False)
+
+    new = load_index(library.index)
+    assert summary.ok and summary.changed == 1 and new.terms is not None
+    # the unchanged files' words were embedded too, not only the edited file's
+    assert "企业" in new.terms.vocab and new.terms.lexical.num_docs == len(new)
 
 
 def test_prune_missing_false_keeps_the_chunks_of_deleted_files(library):
