@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from rag.types import Chunk
 
 from .chunking import ChunkerSettings, chunk_records, embedding_text, make_splitter, sentence_windows, sha256
 from .loaders import LOADERS, load_document
+
+
+GIL_SWITCH_INTERVAL = 0.0002  # seconds, while an ingest runs
 
 
 @dataclass
@@ -298,11 +302,17 @@ def ingest(
         lock.acquire(timeout=lock_timeout)
     except Timeout:
         raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
+    switch_interval = sys.getswitchinterval()
+    # The main thread parses (pure Python) while the worker embeds: each time the
+    # worker comes back from a numpy call it waits for the GIL, by default up to 5 ms.
+    # A shorter interval hands it back sooner (bench/ingest.py: ~3% faster ingest).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         return _ingest_locked(paths, index_path, embed_model, include, exclude,
                               ChunkerSettings(chunk_size, chunk_overlap, window_chars), index_type, rebuild,
                               prune_missing, progress, on_file, started)
     finally:
+        sys.setswitchinterval(switch_interval)
         lock.release()
 
 

@@ -479,3 +479,12 @@ def test_markdown_headings_become_the_section_of_each_chunk(messy):
     assert list(sections) == ["Intro", "Intro > Setup", "Intro > Usage", "Reference"]
     assert "download the models once" in sections["Intro > Setup"]
     assert {c.page for c in chunks} == {None}
+
+
+def test_ingest_puts_the_interpreters_gil_switch_interval_back(library):
+    before = sys.getswitchinterval()
+    ingest([library.docs], library.index, progress=False)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(EmbedderMismatchError):
+        ingest([library.docs], library.index, embed_model="minilm", progress=False)
+    assert sys.getswitchinterval() == before
