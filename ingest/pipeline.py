@@ -185,6 +185,7 @@ class _EmbeddingWorker:
         self.window_chars = window_chars
         self.term_vectors = term_vectors
         self.terms_embedded = 0
+        self.error: BaseException | None = None  # a failed terms-only batch, raised by the ingest
         self._closed = False
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="embed", daemon=True)
@@ -239,8 +240,6 @@ class _EmbeddingWorker:
             else:
                 for (_, future), result in zip(jobs, results):
                     future.set_result(result)
-
-    error: BaseException | None = None
 
     def _embed(self, files: list[list[Chunk]], terms: list[str]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         chunks = [chunk for file_chunks in files for chunk in file_chunks]

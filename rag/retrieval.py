@@ -131,6 +131,9 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     settings = settings or RetrievalSettings()
     if settings.k < 1:
         raise InputError(f"k={settings.k}: retrieve at least 1 chunk")
+    weights = (settings.dense_weight, settings.window_weight, settings.lexical_weight, settings.expansion_weight)
+    if min(weights) < 0 or not any(weights):
+        raise InputError(f"ranker weights {weights}: use weights >= 0, at least one of them above 0")
     question = check_question(question)
     timings: dict[str, float] = {}
     if len(index) == 0:

@@ -37,9 +37,9 @@ import numpy as np
 from .lexical import STOPWORDS, LexicalIndex
 
 # A neighbour counts when its cosine with the question term reaches this; each
-# question term takes at most EXPANSION_NEIGHBORS of them. Measured on 70 questions
-# (bench/retrieval.py): 0.55-0.65 all gave the same hit@5 within one question;
-# at 0.7 and above the expansion keeps too few translations, below 0.5 too much noise.
+# question term takes at most EXPANSION_NEIGHBORS of them. A sweep over the 70
+# questions of bench/retrieval.py: 0.55-0.65 gave the same hit@5 within one question;
+# at 0.7 and above too few translations survive, at 0.5 too much noise comes in.
 EXPANSION_MIN_SIMILARITY = 0.6
 EXPANSION_NEIGHBORS = 10
 

@@ -97,6 +97,19 @@ def test_fusion_weights_shift_the_order_and_rrf_matches_its_formula():
         fuse([(a, 1.0)], "borda")
 
 
+def test_ranker_weights_must_leave_something_to_rank(corpus_txt_index):
+    from rag.store import open_index
+
+    index = open_index(corpus_txt_index.path)
+    off = dict(dense_weight=0.0, window_weight=0.0, lexical_weight=0.0, expansion_weight=0.0)
+    with pytest.raises(InputError, match="at least one"):
+        search(index, "XLNet", RetrievalSettings(**off))
+    with pytest.raises(InputError, match=">= 0"):
+        search(index, "XLNet", RetrievalSettings(dense_weight=-1.0))
+    only_bm25 = search(index, "per_device_train_batch_size", RetrievalSettings(**dict(off, lexical_weight=1.0)))
+    assert "per_device_train_batch_size" in only_bm25.sources[0].text
+
+
 def test_mmr_skips_near_duplicates():
     vectors = np.array([[1.0, 0.0], [0.999, 0.045], [0.0, 1.0]], dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
