@@ -126,6 +126,11 @@ footer { opacity: .75; }
 """
 
 
+# What the two numbers on a source card are (rag/retrieval.py: fuse).
+SCORE_TITLE = ("fused retrieval score: standard deviations above the other candidates, averaged over "
+               "the rankers · cosine similarity to the question")
+
+
 def make_theme() -> gr.themes.Base:
     """Soft, indigo, system fonts only: nothing is fetched from a font CDN."""
     return gr.themes.Soft(
@@ -263,7 +268,7 @@ def render_sources(turn: dict | None, number: int | None = None) -> str:
         items.append(
             f'<div class="rag-src{uncited}" data-n="{n}"><div class="rag-src-head"><span class="rag-src-n">{n}</span>'
             f'<span class="rag-src-file" title="{_esc(s.get("path") or s["source"])}">{_esc(s["source"])}</span>{page}'
-            f'<span class="rag-src-score" title="fused retrieval score · cosine similarity to the question">{score}</span>'
+            f'<span class="rag-src-score" title="{SCORE_TITLE}">{score}</span>'
             f'</div><div class="rag-src-snip">{_snippet(s.get("text", ""))}</div></div>'
         )
     return head + "".join(items) + "</div>"
