@@ -462,7 +462,9 @@ def _finish(summary, manifest, kept, files_meta, settings, state, model_name, ol
     from rag.terms import TermIndex
 
     changed = summary.added + summary.changed + summary.removed
-    if manifest is not None and changed == 0:
+    if manifest is None and not kept:
+        pass  # a first ingest where every file failed: no index to write, none half-made
+    elif manifest is not None and changed == 0:
         from rag.store import read_current
 
         summary.version = read_current(index_path) or ""  # the manifest does not name its own folder

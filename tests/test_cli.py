@@ -185,3 +185,18 @@ def test_ingest_option_defaults_are_the_chunkers_defaults():
     defaults = ChunkerSettings()
     assert (params["chunk_size"], params["chunk_overlap"], params["window_chars"]) == \
         (defaults.chunk_size, defaults.chunk_overlap, defaults.window_chars)
+
+
+def test_a_first_ingest_where_every_file_fails_reports_them_and_makes_no_index(tmp_path):
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "data.txt").write_bytes(bytes(range(256)) * 4)
+
+    result = run("ingest", docs, "--index", index, "--quiet")
+
+    assert result.exit_code == 1, result.output
+    assert "empty.txt: the file is empty" in result.output and "data.txt: the file looks binary" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    asked = run("ask", "anything?", "--index", index, "--generator", "extractive")
+    assert asked.exit_code == 3 and "no index at" in asked.output and "rag ingest" in asked.output
