@@ -56,7 +56,7 @@ QUICK_FILES = ["pdf/003_53679c8f7bc64ce6.pdf"]  # the fewest embedded texts of t
 def passages_800(files: list[Path], n: int, size: int = 800) -> list[str]:
     """``n`` passages of about ``size`` characters, cut at whitespace where there is
     some, taken round-robin from the documents (so every language is in the mix)."""
-    from ingest.loaders import load_document
+    from rag.ingest.loaders import load_document
 
     per_doc: list[list[str]] = []
     for path in files:
@@ -83,7 +83,7 @@ def pipeline_texts(index_dir: Path) -> tuple[list[str], int]:
     """(texts the pipeline embedded for the index at ``index_dir``, number of chunks):
     each chunk's embedding_text followed by its sentence windows, as ingest does,
     then the index's corpus terms."""
-    from ingest import chunking
+    from rag import text as chunking
     from rag.store import load_index, read_manifest
 
     index = load_index(index_dir)
@@ -92,7 +92,7 @@ def pipeline_texts(index_dir: Path) -> tuple[list[str], int]:
     windows = getattr(chunking, "sentence_windows", None)
     texts: list[str] = []
     for chunk in chunks:
-        texts.append(chunking.embedding_text(chunk))
+        texts.append(chunk.embedding_text())
         if windows is not None and window_chars > 0:
             texts.extend(windows(chunk.text, window_chars))
     texts.extend(index.terms.vocab if getattr(index, "terms", None) is not None else [])
@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"embedder {EMBEDDER} loaded in {model_load_s:.1f}s (BLAS threads: default {default_threads}, "
         f"used {bench_threads})")
 
-    from ingest.chunking import ChunkerSettings, make_splitter
-    from ingest.loaders import load_document
-    from ingest.pipeline import ingest
+    from rag.ingest.chunking import ChunkerSettings, make_splitter
+    from rag.ingest.loaders import load_document
+    from rag.ingest.pipeline import ingest
 
     lc_error = None
     FAISS = None
@@ -370,10 +370,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _chunk_texts(index_dir: Path) -> list[str]:
-    from ingest.chunking import embedding_text
     from rag.store import load_index
 
-    return [embedding_text(c) for c in load_index(index_dir).chunks]
+    return [c.embedding_text() for c in load_index(index_dir).chunks]
 
 
 def format_table(report: dict) -> str:

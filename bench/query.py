@@ -68,6 +68,7 @@ def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, lo
 
     import rag
     from rag.generators import GenerationRequest, get_generator
+    from rag.settings import GenerationSettings
 
     t0 = time.perf_counter()
     gen = get_generator("hf")
@@ -77,7 +78,8 @@ def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, lo
 
     # warm-up on a short prompt: the first generate call initializes kernels and caches
     t0 = time.perf_counter()
-    for _ in gen.stream(GenerationRequest(messages=[{"role": "user", "content": "Say hello."}], max_tokens=4)):
+    for _ in gen.stream(GenerationRequest(messages=[{"role": "user", "content": "Say hello."}],
+                                          settings=GenerationSettings(max_tokens=4))):
         pass
     warmup_s = time.perf_counter() - t0
 
@@ -180,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     import rag
-    from ingest.pipeline import ingest
+    from rag.ingest.pipeline import ingest
     from rag.embedders import get_embedder
-    from rag.retrieval import RetrievalSettings, search
+    from rag.retrieval import search
+    from rag.settings import RetrievalSettings
     from rag.store import open_index
 
     embedder = get_embedder("use-multilingual")

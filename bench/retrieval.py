@@ -60,8 +60,8 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from ingest.pipeline import ingest
-    from rag.retrieval import RetrievalSettings
+    from rag.ingest.pipeline import ingest
+    from rag.settings import RetrievalSettings
     from rag.store import load_index
 
     files = args.questions or [f for f in QUESTION_FILES if f.exists()]

@@ -7,12 +7,11 @@ the largest boundary that keeps it under the size.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from rag.language import detect_language
+from rag.text import sha256
 from rag.types import Chunk
 
 from .loaders import Record
@@ -67,12 +66,6 @@ def make_splitter(settings: ChunkerSettings, count_tokens: Callable[[str], int],
     )
 
 
-def sha256(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
-
-
 def chunk_id(path: str, file_hash: str, page: int | None, start: int) -> str:
     """Stable across re-ingests of an unchanged file: made of its path, bytes and position."""
     return sha256(f"{path}\x00{file_hash}\x00{page}\x00{start}")[:20]
@@ -110,45 +103,3 @@ def chunk_records(records: list[Record], *, path: str, file_hash: str, splitter)
                 file_hash=file_hash,
             ))
     return chunks
-
-
-_SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.;:])\s+|\n+")
-
-
-def pack_sentences(sentences, max_chars: int) -> list[str]:
-    """Consecutive sentences joined into pieces of at most ``max_chars`` characters
-    (a longer sentence stays whole)."""
-    pieces: list[str] = []
-    current = ""
-    for sentence in sentences:
-        sentence = (sentence or "").strip()
-        if not sentence:
-            continue
-        if current and len(current) + len(sentence) + 1 > max_chars:
-            pieces.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        pieces.append(current)
-    return pieces
-
-
-def sentence_windows(text: str, max_chars: int) -> list[str]:
-    """Consecutive sentences packed into windows of at most ``max_chars`` characters.
-
-    The multilingual encoder is trained on sentence-length text: a chunk's vector
-    blurs its topics, a window's vector keeps them sharp. A chunk that is a single
-    window gets none (its own vector already is that window).
-    """
-    if max_chars <= 0:
-        return []
-    windows = pack_sentences(_SENTENCE_END.split(text), max_chars)
-    return windows if len(windows) > 1 else []
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What gets embedded: the section heading gives a chunk its topic."""
-    if chunk.section and not chunk.text.lstrip().startswith("#"):
-        return f"{chunk.section}\n{chunk.text}"
-    return chunk.text

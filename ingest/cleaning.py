@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana + Han
-_CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"  # 。、「」 and full-width forms
+from rag.text import CJK_PUNCT as _CJK_PUNCT
+from rag.text import HAN, KANA
+
+_CJK = KANA + HAN
 _CJK_CHAR = re.compile(f"[{_CJK}{_CJK_PUNCT}]")
 # One or more spaces between two CJK characters never belong there in Chinese or Japanese.
 _SPACE_IN_CJK = re.compile(f"(?<=[{_CJK}{_CJK_PUNCT}])[ \t]+(?=[{_CJK}{_CJK_PUNCT}])")

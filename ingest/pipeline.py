@@ -25,8 +25,9 @@ from rag import config
 from rag.errors import DocumentError, InputError, RagError
 from rag.terms import extract_terms
 from rag.types import Chunk
+from rag.text import sentence_windows, sha256
 
-from .chunking import ChunkerSettings, chunk_records, embedding_text, make_splitter, sentence_windows, sha256
+from .chunking import ChunkerSettings, chunk_records, make_splitter
 from .loaders import LOADERS, load_document
 
 
@@ -271,7 +272,7 @@ class _EmbeddingWorker:
         chunks = [chunk for file_chunks in files for chunk in file_chunks]
         windows = [sentence_windows(chunk.text, self.window_chars) for chunk in chunks]
         new_terms = [t for t in dict.fromkeys(terms) if t not in self.term_vectors]
-        flat = [embedding_text(chunk) for chunk in chunks] + [w for ws in windows for w in ws]
+        flat = [chunk.embedding_text() for chunk in chunks] + [w for ws in windows for w in ws]
         vectors = self.embedder.embed_passages(flat + new_terms)
         if new_terms:
             self.term_vectors.update(zip(new_terms, vectors[len(flat):]))
@@ -452,7 +453,7 @@ def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_ve
         setattr(summary, status, getattr(summary, status) + 1)
         pending.append((len(kept), len(chunks), worker.submit(chunks)))
         # terms are extracted here, while the worker embeds this file's chunks
-        file_terms = [extract_terms(embedding_text(chunk)) for chunk in chunks]
+        file_terms = [extract_terms(chunk.embedding_text()) for chunk in chunks]
         state["terms_of"].update(zip(range(len(kept), len(kept) + len(chunks)), file_terms))
         worker.add_terms(t for terms in file_terms for t in terms)
         kept.extend((chunk, None) for chunk in chunks)
@@ -520,7 +521,7 @@ def _finish(summary, manifest, kept, files_meta, settings, state, model_name, ol
 
         term_vectors = state["term_vectors"]
         terms_of = state["terms_of"]
-        chunk_terms = [terms_of[row] if row in terms_of else extract_terms(embedding_text(chunk))
+        chunk_terms = [terms_of[row] if row in terms_of else extract_terms(chunk.embedding_text())
                        for row, (chunk, _) in enumerate(kept)]
         missing = list(dict.fromkeys(t for terms in chunk_terms for t in terms if t not in term_vectors))
         if missing:  # chunks kept from an index written before term expansion existed

@@ -28,25 +28,13 @@ from .types import Answer, Chunk, Source
 __version__ = "0.1.0"
 
 
-def ask(question, index=None, k=5, **options):
-    """Answer a question from the indexed documents: see :func:`rag.qa.ask`."""
-    from .qa import ask as _ask
-
-    return _ask(question, index, k, **options)
-
-
-def retrieve(question, index=None, k=5, **options):
-    """The ``k`` best chunks for ``question``: see :func:`rag.retrieval.retrieve`."""
-    from .retrieval import retrieve as _retrieve
-
-    return _retrieve(question, index, k, **options)
+from .qa import QA, ask, retrieve  # noqa: E402  (the pipeline and its two convenience functions)
+from .settings import GenerationSettings, RetrievalSettings  # noqa: E402
+from .generators import register_generator  # noqa: E402
+from .embedders import register_embedder  # noqa: E402
 
 
-def ingest(paths, index=None, **options):
-    """Ingest files or folders into the index: see :func:`ingest.pipeline.ingest`."""
-    from ingest.pipeline import ingest as _ingest
-
-    return _ingest(paths, index, **options)
+from . import ingest  # noqa: E402  (callable: rag.ingest(paths, index=None, **options) -> IngestSummary)
 
 
 def evaluate(questions, **options):
@@ -57,6 +45,11 @@ def evaluate(questions, **options):
 
 
 __all__ = [
+    "QA",
+    "GenerationSettings",
+    "RetrievalSettings",
+    "register_generator",
+    "register_embedder",
     "ask",
     "retrieve",
     "ingest",

@@ -13,53 +13,22 @@ import sys
 
 import click
 
-from . import config
-from .errors import (
-    BackendNotFoundError,
-    InputError,
-    QuestionFileError,
-    RagError,
-)
-
-EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILURE = 1, 2, 3
-
-index_option = click.option(
-    "--index", "index", envvar="RAG_INDEX_DIR", type=click.Path(file_okay=False),
-    default=str(config.DEFAULT_INDEX_DIR), show_default=True, help="Index directory [env RAG_INDEX_DIR].",
-)
-
-
-def fail(error: Exception) -> None:
-    """One line on stderr and the matching exit code; never a traceback for expected errors."""
-    code = EXIT_USAGE if isinstance(error, (InputError, BackendNotFoundError, QuestionFileError)) else EXIT_FAILURE
-    click.echo(f"error: {error}", err=True)
-    sys.exit(code)
-
-
-class RagGroup(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except RagError as exc:
-            fail(exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+from .cli_options import RagGroup, answer_options, embed_model_option, fail, index_option, pop_settings
+from .config import quiet_third_parties
+from .errors import EXIT_PARTIAL, InputError, RagError
 
 
 @click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rag-docs")
 def main():
     """Ask questions about your documents (PDF, text, markdown) in any language."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_third_parties()
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @index_option
-@click.option("--embed-model", envvar="RAG_EMBED_MODEL", default=None,
-              help="Embedding model: use-multilingual (default, offline), minilm, or a Hugging Face id/path.")
+@embed_model_option
 @click.option("--include", multiple=True, help="Glob of files to take (repeatable), e.g. '*.pdf'.")
 @click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable), e.g. 'drafts/*'.")
 @click.option("--chunk-size", default=400, show_default=True, help="Chunk size in embedding-model tokens.")
@@ -75,7 +44,7 @@ def main():
 def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, window_chars, index_type, rebuild,
            keep_missing, quiet, as_json):
     """Add documents (files or folders) to the index; re-runs embed only what changed."""
-    from ingest.pipeline import ingest as run_ingest
+    from rag.ingest.pipeline import ingest as run_ingest
 
     missing = [p for p in paths if not os.path.exists(p)]
     if missing and len(missing) == len(paths):
@@ -102,25 +71,6 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
     sys.exit(0 if summary.failed == 0 else EXIT_PARTIAL)
 
 
-def generation_options(func):
-    options = [
-        index_option,
-        click.option("--generator", "-g", envvar="RAG_GENERATOR", default=None,
-                     help="openai, hf or extractive [env RAG_GENERATOR; default: openai when "
-                          "OPENAI_API_KEY/OPENAI_BASE_URL is set, else hf]."),
-        click.option("--model", "-m", envvar="RAG_MODEL", default=None, help="Generator model name or path."),
-        click.option("--temperature", "-t", default=0.2, show_default=True, type=float),
-        click.option("--top-p", default=0.9, show_default=True, type=float),
-        click.option("--max-tokens", default=512, show_default=True, type=int),
-        click.option("--k", "-k", default=5, show_default=True, type=int, help="Chunks retrieved."),
-        click.option("--min-score", envvar="RAG_MIN_SCORE", default=None, type=float,
-                     help="Refusal threshold on the best chunk's cosine [env RAG_MIN_SCORE]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 def print_sources(sources) -> None:
     if not sources:
         return
@@ -133,16 +83,17 @@ def print_sources(sources) -> None:
 
 @main.command()
 @click.argument("question")
-@generation_options
+@answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and its sources as JSON.")
-def ask(question, index, generator, model, temperature, top_p, max_tokens, k, min_score, as_json):
+def ask(question, index, generator, model, as_json, **settings):
     """Answer QUESTION from the indexed documents, with sources."""
-    from .qa import ask as run_ask
+    from .qa import QA
 
     if not question.strip():
         raise click.UsageError("the question is empty: type a question about your documents")
-    streamed = run_ask(question, index, k, generator=generator, model=model, temperature=temperature,
-                       top_p=top_p, max_tokens=max_tokens, min_score=min_score, stream=True)
+    retrieval, generation = pop_settings(settings)
+    qa = QA(index, generator, model, retrieval=retrieval, generation=generation)
+    streamed = qa.stream(question)
     if as_json:
         for _ in streamed:
             pass
@@ -155,11 +106,13 @@ def ask(question, index, generator, model, temperature, top_p, max_tokens, k, mi
 
 
 @main.command()
-@generation_options
-def chat(index, generator, model, temperature, top_p, max_tokens, k, min_score):
+@answer_options
+def chat(index, generator, model, **settings):
     """A conversation in the terminal; follow-up questions use the history. Ctrl-D quits."""
-    from .qa import ask as run_ask
+    from .qa import QA
 
+    retrieval, generation = pop_settings(settings)
+    qa = QA(index, generator, model, retrieval=retrieval, generation=generation)
     history: list[tuple[str, str]] = []
     click.echo("Ask about your documents. Empty line or Ctrl-D to quit.")
     while True:
@@ -171,9 +124,7 @@ def chat(index, generator, model, temperature, top_p, max_tokens, k, min_score):
         if not question:
             return
         try:
-            streamed = run_ask(question, index, k, generator=generator, model=model, temperature=temperature,
-                               top_p=top_p, max_tokens=max_tokens, min_score=min_score, history=history,
-                               stream=True)
+            streamed = qa.stream(question, history=history)
             click.echo("rag> ", nl=False)
             for piece in streamed:
                 click.echo(piece, nl=False)
@@ -186,19 +137,17 @@ def chat(index, generator, model, temperature, top_p, max_tokens, k, min_score):
             fail(exc)
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
     # The UI and eval commands live beside their code; their heavy imports stay lazy.
-    from ui.command import ui_command
+    from rag.ui.command import ui_command
+
     from .evaluation.command import eval_command
 
     main.add_command(ui_command, "ui")
     main.add_command(eval_command, "eval")
 
 
-try:
-    _register_optional_commands()
-except ImportError:  # a partial checkout; `rag ingest/ask/chat` still work
-    pass
+_register_commands()
 
 
 if __name__ == "__main__":

@@ -19,17 +19,27 @@ Tree::
 
 from __future__ import annotations
 
+# Exit codes of every command: 0 success; 1 some inputs failed, the rest was done;
+# 2 usage error; 3 index, model or server problem. Each error class carries its own.
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+
 
 class RagError(Exception):
     """Base class of every error this package raises on purpose."""
+
+    exit_code: int = EXIT_FAILURE
 
 
 class InputError(RagError, ValueError):
     """A bad argument: the message names it and the accepted values."""
 
+    exit_code = EXIT_USAGE
+
 
 class DocumentError(RagError):
     """A single document could not be ingested; other documents go on."""
+
+    exit_code = EXIT_PARTIAL
 
     def __init__(self, path: str, reason: str):
         self.path = str(path)
@@ -72,6 +82,8 @@ class EmbedderMismatchError(IndexError_):
 
 
 class BackendNotFoundError(RagError, KeyError):
+    exit_code = EXIT_USAGE
+
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, list(known)
         super().__init__(f"unknown {kind} '{name}': choose one of {', '.join(sorted(known))}")
@@ -104,8 +116,15 @@ class ServerUnavailableError(GeneratorError):
 class QuestionFileError(RagError):
     """A question file is missing, empty or malformed."""
 
+    exit_code = EXIT_USAGE
+
 
 RagIndexError = IndexError_
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit code a command ends with for ``error``."""
+    return getattr(error, "exit_code", EXIT_FAILURE)
 
 __all__ = [
     "RagError",
@@ -121,4 +140,9 @@ __all__ = [
     "ConfigurationError",
     "ServerUnavailableError",
     "QuestionFileError",
+    "exit_code",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "EXIT_FAILURE",
 ]

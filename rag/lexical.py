@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3"
+from .text import CJK as _CJK
+
 _CJK_RUN = rf"[{_CJK}]+"
 # Word characters other than CJK: "XLNet은" is "xlnet" + "은", "ChatGPT的" is "chatgpt" + "的".
 _WORD = rf"[^\W_{_CJK}]+"

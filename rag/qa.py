@@ -1,19 +1,27 @@
-"""``ask()``: retrieve, decide whether the documents answer, prompt, generate, cite."""
+"""The question-answering pipeline: retrieve, decide whether the documents answer,
+prompt, generate, cite.
+
+:class:`QA` owns a pipeline's lifetime (its index, generator, prompts and settings):
+build it once, ask it many questions. The UI, ``rag chat``, ``rag eval`` and the
+server each hold one; ``rag.ask()`` uses a cached default.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from typing import Iterator, Sequence
 
 from . import config
 from .errors import InputError
 from .language import detect_language
-from .prompts import get_prompts
-from .retrieval import Retrieval, RetrievalSettings, check_question, search
+from .prompts import Prompts, get_prompts
+from .retrieval import Retrieval, check_question, search
+from .settings import GenerationSettings, RetrievalSettings, merge, split_options
 from .store import open_index
-from .types import Answer
+from .types import Answer, Source
 
 History = Sequence[tuple[str, str]]
 
@@ -24,17 +32,7 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 HISTORY_TURNS = 3
-
-
-def validate_settings(temperature: float, top_p: float, max_tokens: int, k: int) -> None:
-    if not 0.0 <= float(temperature) <= 2.0:
-        raise InputError(f"temperature={temperature}: choose a value from 0 to 2 (0 = always the most likely word)")
-    if not 0.0 < float(top_p) <= 1.0:
-        raise InputError(f"top_p={top_p}: choose a value above 0 and at most 1")
-    if int(max_tokens) < 1 or int(max_tokens) > 32768:
-        raise InputError(f"max_tokens={max_tokens}: choose from 1 to 32768")
-    if int(k) < 1 or int(k) > 100:
-        raise InputError(f"k={k}: retrieve from 1 to 100 chunks")
+MAX_ANSWER_K = 100  # chunks an answer may be built from (retrieve() alone may return more)
 
 
 def heuristic_standalone(question: str, history: History) -> str:
@@ -60,7 +58,8 @@ def condense(question: str, history: History, generator, prompts) -> str:
 
     prompt = prompts.render("condense.jinja", history=list(history)[-HISTORY_TURNS:], question=question)
     rewritten = generator.generate(GenerationRequest(
-        messages=[{"role": "user", "content": prompt}], temperature=0.0, top_p=1.0, max_tokens=96,
+        messages=[{"role": "user", "content": prompt}],
+        settings=GenerationSettings(temperature=0.0, top_p=1.0, max_tokens=96),
     )).strip().strip('"').splitlines()
     rewritten = rewritten[0].strip() if rewritten else ""
     # A weak model may answer instead of rewriting: keep the heuristic then.
@@ -141,83 +140,180 @@ class AnswerStream:
         self.sources = self.answer.sources
 
 
-def ask(
-    question: str,
-    index: str | os.PathLike | None = None,
-    k: int = 5,
-    *,
-    generator: str | None = None,
-    model: str | None = None,
-    temperature: float = 0.2,
-    top_p: float = 0.9,
-    max_tokens: int = 512,
-    stop: list[str] | None = None,
-    history: History | None = None,
-    stream: bool = False,
-    min_score: float | None = None,
-    embed_model: str | None = None,
-    prompts_dir: str | None = None,
-    context_chars: int | None = None,
-    **retrieval_options,
-) -> Answer | AnswerStream:
-    """Answer ``question`` from the documents in ``index``.
+class QA:
+    """A question-answering pipeline over one index, built once and reused.
 
-    Returns an :class:`Answer`, or with ``stream=True`` an :class:`AnswerStream`
-    whose iteration yields the text as it is generated.
+        qa = QA(".rag/index", generator="extractive", retrieval=RetrievalSettings(k=8))
+        answer = qa.ask("What is the 2-3-1 principle?")
+        for piece in qa.stream("And in Korean?", history=[(answer.question, answer.text)]):
+            print(piece, end="")
+
+    The index is reopened only when an ingest has made a new version live; the
+    generator and embedder are loaded once per process and shared between threads.
+    Per-call ``retrieval=`` / ``generation=`` (objects or dicts) and keyword options
+    override the pipeline's settings for that call only.
     """
-    from .embedders import get_embedder
-    from .generators import GenerationRequest, get_generator
 
-    started = time.perf_counter()
-    question = check_question(question)
-    validate_settings(temperature, top_p, max_tokens, k)
-    history = [(str(q), str(a)) for q, a in (history or [])]
-    opened = open_index(config.index_dir(index), embed_model)
-    gen = get_generator(generator, model)
-    prompts = get_prompts(prompts_dir)
+    def __init__(self, index: str | os.PathLike | None = None, generator: str | None = None,
+                 model: str | None = None, *, prompts: Prompts | str | os.PathLike | None = None,
+                 retrieval: RetrievalSettings | dict | None = None,
+                 generation: GenerationSettings | dict | None = None, embed_model: str | None = None):
+        from .generators import generator_info
 
-    t0 = time.perf_counter()
-    standalone = condense(question, history, gen, prompts)
-    t1 = time.perf_counter()
-    retrieval = search(opened, standalone, RetrievalSettings(k=k, **retrieval_options))
-    lang = detect_language(question)
-    answer = Answer(
-        text="", sources=retrieval.sources, question=question, standalone_question=standalone, lang=lang,
-        generator=gen.name, model=gen.model, score=round(retrieval.best_dense, 4),
-        timings={"condense": t1 - t0, "retrieval": retrieval.timings.get("total", 0.0)},
-    )
-    threshold = config.min_score(min_score)
-    if not retrieval.sources or retrieval.best_dense < threshold:
-        answer.refused = True
-        answer.text = prompts.refusal(lang)
-        answer.sources = []
-        answer.timings["total"] = time.perf_counter() - started
-        return AnswerStream(answer, None, None) if stream else answer
+        self.index_path = config.index_dir(index)
+        self.embed_model = embed_model
+        self.generator_name = config.generator_name(generator)
+        generator_info(self.generator_name)  # an unknown name fails here, before anything loads
+        self.model = model
+        self.prompts = prompts if isinstance(prompts, Prompts) else get_prompts(prompts)
+        self.retrieval = merge(RetrievalSettings(), retrieval)
+        self.generation = merge(GenerationSettings(), generation)
 
-    context_limit = context_chars or gen.context_chars
-    if context_limit:
-        from .retrieval import add_focus
+    @property
+    def index(self):
+        """The live index version (cached; reloaded after an ingest)."""
+        return open_index(self.index_path, self.embed_model)
 
-        add_focus(retrieval.sources, standalone, get_embedder(opened.embed_model))
-    request = GenerationRequest(
-        messages=build_messages(standalone, retrieval, lang, history, prompts,
-                                context_limit, gen),
-        question=standalone, sources=retrieval.sources, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, stop=stop, embedder=get_embedder(opened.embed_model),
-    )
-    refusal_text = prompts.refusal(lang)
-    gen_started = time.perf_counter()
+    def generator_for(self, name: str | None = None, model: str | None = None):
+        from .generators import get_generator
 
-    def finish(ans: Answer, text: str) -> None:
-        ans.text = text.strip()
-        # The model was told to reply with the refusal sentence when the excerpts lack the answer.
-        if refusal_text.rstrip(".。") in ans.text and len(ans.text) < len(refusal_text) + 40:
-            ans.refused = True
-            ans.sources = []  # nothing was taken from them
-        ans.timings["generation"] = time.perf_counter() - gen_started
-        ans.timings["total"] = time.perf_counter() - started
+        if name is None:
+            name, model = self.generator_name, model or self.model
+        return get_generator(name, model)
 
-    if stream:
-        return AnswerStream(answer, gen.stream(request), finish)
-    finish(answer, gen.generate(request))
-    return answer
+    @property
+    def generator(self):
+        return self.generator_for()
+
+    def _settings(self, retrieval, generation, options):
+        retrieval_options, generation_options = split_options(options)
+        retrieval_settings = merge(merge(self.retrieval, retrieval), retrieval_options or None)
+        generation_settings = merge(merge(self.generation, generation), generation_options or None)
+        return retrieval_settings, generation_settings
+
+    def search(self, question: str, *, retrieval: RetrievalSettings | dict | None = None, **options) -> Retrieval:
+        """Retrieve for ``question`` with what refusal needs (best cosine, timings)."""
+        settings, _ = self._settings(retrieval, None, options)
+        return search(self.index, check_question(question), settings)
+
+    def retrieve(self, question: str, *, retrieval: RetrievalSettings | dict | None = None,
+                 **options) -> list[Source]:
+        """The chunks that best answer ``question``, best first."""
+        return self.search(question, retrieval=retrieval, **options).sources
+
+    def stream(self, question: str, **kwargs) -> "AnswerStream":
+        """:meth:`ask` with ``stream=True``."""
+        return self.ask(question, stream=True, **kwargs)
+
+    def ask(self, question: str, *, history: History | None = None, stream: bool = False,
+            generator: str | None = None, model: str | None = None,
+            retrieval: RetrievalSettings | dict | None = None,
+            generation: GenerationSettings | dict | None = None, **options) -> Answer | "AnswerStream":
+        """Answer ``question`` from the documents.
+
+        Returns an :class:`Answer`, or with ``stream=True`` an :class:`AnswerStream` whose
+        iteration yields the text as it is generated. ``options`` are fields of
+        :class:`RetrievalSettings` or :class:`GenerationSettings` (``k=8``, ``temperature=0``).
+        """
+        from .generators import GenerationRequest, generator_info
+        from .embedders import get_embedder
+
+        started = time.perf_counter()
+        question = check_question(question)
+        retrieval_settings, generation_settings = self._settings(retrieval, generation, options)
+        if retrieval_settings.k > MAX_ANSWER_K:
+            raise InputError(f"k={retrieval_settings.k}: answer from 1 to {MAX_ANSWER_K} chunks")
+        if generator is not None:
+            generator_info(generator)
+        history = [(str(q), str(a)) for q, a in (history or [])]
+        opened = self.index
+        gen = self.generator_for(generator, model)
+        prompts = self.prompts
+
+        t0 = time.perf_counter()
+        standalone = condense(question, history, gen, prompts)
+        t1 = time.perf_counter()
+        retrieval_result = search(opened, standalone, retrieval_settings)
+        lang = detect_language(question)
+        answer = Answer(
+            text="", sources=retrieval_result.sources, question=question, standalone_question=standalone,
+            lang=lang, generator=gen.name, model=gen.model, score=round(retrieval_result.best_dense, 4),
+            timings={"condense": t1 - t0, "retrieval": retrieval_result.timings.get("total", 0.0)},
+        )
+        threshold = config.min_score(retrieval_settings.min_score)
+        if not retrieval_result.sources or retrieval_result.best_dense < threshold:
+            answer.refused = True
+            answer.text = prompts.refusal(lang)
+            answer.sources = []
+            answer.timings["total"] = time.perf_counter() - started
+            return AnswerStream(answer, None, None) if stream else answer
+
+        embedder = get_embedder(opened.embed_model)
+        context_limit = gen.context_chars
+        if context_limit:
+            from .retrieval import add_focus
+
+            add_focus(retrieval_result.sources, standalone, embedder)
+        request = GenerationRequest(
+            messages=build_messages(standalone, retrieval_result, lang, history, prompts, context_limit, gen),
+            question=standalone, sources=retrieval_result.sources, settings=generation_settings,
+            embedder=embedder,
+        )
+        refusal_text = prompts.refusal(lang)
+        gen_started = time.perf_counter()
+
+        def finish(ans: Answer, text: str) -> None:
+            ans.text = text.strip()
+            # The model was told to reply with the refusal sentence when the excerpts lack the answer.
+            if refusal_text.rstrip(".。") in ans.text and len(ans.text) < len(refusal_text) + 40:
+                ans.refused = True
+                ans.sources = []  # nothing was taken from them
+            ans.timings["generation"] = time.perf_counter() - gen_started
+            ans.timings["total"] = time.perf_counter() - started
+
+        if stream:
+            return AnswerStream(answer, gen.stream(request), finish)
+        finish(answer, gen.generate(request))
+        return answer
+
+
+_default_lock = threading.Lock()
+_defaults: dict[tuple, QA] = {}
+
+
+def default_qa(index: str | os.PathLike | None = None, *, embed_model: str | None = None,
+               prompts_dir: str | os.PathLike | None = None) -> QA:
+    """The QA that ``rag.ask()`` / ``rag.retrieve()`` use for ``index`` (one per index,
+    embedder and prompt folder; the environment is read on every call)."""
+    key = (str(config.index_dir(index)), embed_model, config.prompts_dir(prompts_dir))
+    with _default_lock:
+        if key not in _defaults:
+            _defaults[key] = QA(key[0], prompts=key[2], embed_model=embed_model)
+        return _defaults[key]
+
+
+def ask(question: str, index: str | os.PathLike | None = None, *, history: History | None = None,
+        stream: bool = False, generator: str | None = None, model: str | None = None,
+        embed_model: str | None = None, prompts_dir: str | os.PathLike | None = None,
+        retrieval: RetrievalSettings | dict | None = None, generation: GenerationSettings | dict | None = None,
+        **options) -> Answer | AnswerStream:
+    """Answer ``question`` from the documents in ``index``: see :meth:`QA.ask`.
+
+    ``options`` are settings fields: ``k``, ``min_score``, ``mmr``, ``reranker``, ``fusion``, the ranker
+    weights (:class:`RetrievalSettings`); ``temperature``, ``top_p``, ``max_tokens``, ``stop``
+    (:class:`GenerationSettings`). A misspelled one is an InputError before anything loads.
+    """
+    split_options(options)
+    qa = default_qa(index, embed_model=embed_model, prompts_dir=prompts_dir)
+    return qa.ask(question, history=history, stream=stream, generator=config.generator_name(generator),
+                  model=model, retrieval=retrieval, generation=generation, **options)
+
+
+def retrieve(question: str, index: str | os.PathLike | None = None, *, embed_model: str | None = None,
+             retrieval: RetrievalSettings | dict | None = None, **options) -> list[Source]:
+    """The chunks that best answer ``question``, best first: see :meth:`QA.retrieve`.
+    ``options`` are :class:`RetrievalSettings` fields (``k``, ``candidates``, ``mmr``, ``reranker``, ...)."""
+    from .settings import check_names
+
+    check_names(RetrievalSettings, options)
+    return default_qa(index, embed_model=embed_model).retrieve(question, retrieval=retrieval, **options)

@@ -18,41 +18,20 @@ shared term across languages) adds nothing instead of noise.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from . import config
 from .errors import InputError
-from .store import Index, open_index
+from .settings import RetrievalSettings
+from .store import Index
+from .text import sentence_windows
 from .types import Source
 
 RRF_K = 60
 MAX_QUESTION_CHARS = 4000
-
-
-@dataclass
-class RetrievalSettings:
-    k: int = 5
-    candidates: int = 50  # per ranker, before fusion
-    # Term expansion weighs as much as the other three together: alone it is the
-    # strongest ranker on both question sets (hit@5 0.93 on the extra set, against
-    # 0.75 dense, 0.70 windows, 0.65 BM25) and it already contains exact word
-    # matches. On 70 questions, weights 1/2/3/4/6 gave MRR@5 0.74/0.76/0.83/0.87/0.87
-    # (dev) and 0.68/0.71/0.73/0.73/0.73 (extra) at the same hit@5; 3 is the start of
-    # the plateau. The other three stay equal: shifting them moved a question or two
-    # either way, noise on 70 questions (bench/retrieval.py).
-    dense_weight: float = 1.0
-    window_weight: float = 1.0
-    lexical_weight: float = 1.0
-    expansion_weight: float = 3.0
-    fusion: str = "zscore"  # or "rrf" (reciprocal rank fusion), kept for comparison
-    mmr: bool = False
-    mmr_lambda: float = 0.7
-    reranker: str | None = None  # cross-encoder model id or path
 
 
 @dataclass
@@ -129,11 +108,6 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     from .embedders import get_embedder
 
     settings = settings or RetrievalSettings()
-    if settings.k < 1:
-        raise InputError(f"k={settings.k}: retrieve at least 1 chunk")
-    weights = (settings.dense_weight, settings.window_weight, settings.lexical_weight, settings.expansion_weight)
-    if min(weights) < 0 or not any(weights):
-        raise InputError(f"ranker weights {weights}: use weights >= 0, at least one of them above 0")
     question = check_question(question)
     timings: dict[str, float] = {}
     if len(index) == 0:
@@ -181,8 +155,6 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
                          k, settings.mmr_lambda)
     t4 = time.perf_counter()
 
-    from ingest.chunking import sentence_windows
-
     window_chars = int(index.manifest.get("chunker", {}).get("window_chars", 0) or 0)
     sources = []
     for row in rows[:k]:
@@ -218,8 +190,6 @@ FOCUS_CHARS = 200
 def add_focus(sources: list[Source], question: str, embedder) -> None:
     """Fill ``Source.focus`` (the passage of each chunk closest to the question) where the
     index stored no sentence windows: embed the chunk's windows now, a few dozen short texts."""
-    from ingest.chunking import sentence_windows
-
     missing = [(s, sentence_windows(s.text, FOCUS_CHARS)) for s in sources if s.focus is None]
     missing = [(s, w) for s, w in missing if w]
     if not missing:
@@ -230,13 +200,3 @@ def add_focus(sources: list[Source], question: str, embedder) -> None:
     for source, windows in missing:
         source.focus = windows[int(np.argmax(sims[offset:offset + len(windows)]))]
         offset += len(windows)
-
-
-def retrieve(question: str, index: str | os.PathLike | None = None, k: int = 5, *,
-             embed_model: str | None = None, **options) -> list[Source]:
-    """The ``k`` chunks that best answer ``question``, best first.
-
-    ``options`` are :class:`RetrievalSettings` fields (candidates, mmr, reranker, ...).
-    """
-    opened = open_index(config.index_dir(index), embed_model)
-    return search(opened, question, RetrievalSettings(k=k, **options)).sources

@@ -251,7 +251,6 @@ def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest
                   window_owner: np.ndarray | None = None, terms=None) -> str:
     """Write a complete new version and make it live. Returns its folder name."""
     from .lexical import LexicalIndex
-    from ingest.chunking import embedding_text
 
     import faiss
 
@@ -274,7 +273,7 @@ def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest
         np.save(staging / "window_owner.npy", np.asarray(window_owner, dtype=np.int32)[order])
         window_type = choose_index_type(len(window_vectors), index_type)
         faiss.write_index(build_faiss(window_vectors, window_type), str(staging / "windows.faiss"))
-    LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging / "bm25")
+    LexicalIndex.build([c.embedding_text() for c in chunks]).save(staging / "bm25")
     if terms is not None:
         terms.save(staging / "terms")
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -43,8 +43,9 @@ from .lexical import STOPWORDS, LexicalIndex
 EXPANSION_MIN_SIMILARITY = 0.6
 EXPANSION_NEIGHBORS = 10
 
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_KANA = r"\u3040-\u30ff"
+from .text import HAN as _HAN
+from .text import KANA as _KANA
+
 _TERM = re.compile(rf"([{_HAN}]+)|([{_KANA}]+)|([^\W_{_HAN}{_KANA}]+(?:[._'-][^\W_{_HAN}{_KANA}]+)*)")
 
 _jieba_lock = threading.Lock()

@@ -22,6 +22,12 @@ class Chunk:
     content_hash: str = ""  # sha256 of the chunk text
     file_hash: str = ""  # sha256 of the file bytes
 
+    def embedding_text(self) -> str:
+        """What gets embedded and indexed for this chunk (its section heading gives it a topic)."""
+        from .text import embedding_text
+
+        return embedding_text(self.text, self.section)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -50,6 +56,30 @@ class Source:
 
 
 @dataclass
+class Citation:
+    """One sentence of an answer as checked against the sources it cites.
+
+    ``sources`` are the 1-based source numbers the sentence cites after the check (a
+    citation that did not support it was moved to the source that does, or removed);
+    ``cited`` what the generator wrote. ``quote`` is the supporting span of source
+    ``quote_source``, at ``quote_start:quote_end`` in that source's ``text``.
+    """
+
+    sentence: str
+    sources: list[int] = field(default_factory=list)
+    cited: list[int] = field(default_factory=list)
+    support: float = 0.0  # 0..1, the best cited source's support for the sentence
+    supported: bool = False
+    quote: str = ""
+    quote_source: int | None = None
+    quote_start: int = -1
+    quote_end: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Answer:
     text: str
     sources: list[Source] = field(default_factory=list)
@@ -61,6 +91,7 @@ class Answer:
     model: str = ""
     score: float = 0.0  # answerability: dense cosine of the best chunk
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    citations: list[Citation] = field(default_factory=list)  # per answer sentence, after the citation check
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -48,10 +48,6 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
-# The packages (plain `pytest` as well as `python -m pytest`) and `from helpers_pdf import ...`.
-for _folder in (REPO_ROOT, TESTS_DIR):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
 DEFAULT_EMBED_MODEL = "use-multilingual"
@@ -105,7 +101,7 @@ def embedder():
 
 
 def _ingest_corpus(docs: Path, index_dir: Path) -> CorpusIndex:
-    from ingest.pipeline import ingest
+    from rag.ingest.pipeline import ingest
 
     summary = ingest([docs], index_dir, embed_model=DEFAULT_EMBED_MODEL, progress=False)
     assert summary.ok, [r.line() for r in summary.reports if r.status == "failed"]

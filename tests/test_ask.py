@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import rag
-from prompts import PROMPTS_DIR
+from rag.prompts import PROMPTS_DIR
 from rag import generators
 from rag.errors import (
     BackendNotFoundError,
@@ -174,11 +174,11 @@ class Scripted(Generator):
 def scripted(monkeypatch):
     def install(pieces):
         gen = Scripted(pieces)
-        monkeypatch.setitem(generators.GENERATORS, "scripted", lambda model: gen)
-        monkeypatch.setattr(generators, "_loaded", {})
+        generators.register_generator("scripted", lambda model: gen, "replays fixed pieces", replace=True)
         return gen
 
-    return install
+    yield install
+    generators.unregister_generator("scripted")
 
 
 def test_llm_reply_with_whitespace_streams_to_the_stripped_answer(idx, scripted):

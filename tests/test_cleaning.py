@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ingest.cleaning import clean_text
+from rag.ingest.cleaning import clean_text
 
 HAN = "\u4e00-\u9fff\u3400-\u4dbf"
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from prompts import PROMPTS_DIR
+from rag.prompts import PROMPTS_DIR
 from rag.cli import main
 
 REFUSAL = yaml.safe_load((PROMPTS_DIR / "messages.yaml").read_text(encoding="utf-8"))["refusal"]
@@ -52,7 +52,7 @@ def pdf_index(embedder, tmp_path_factory):
     """Two small real PDFs (fpdf2) through the real ingest: answers with pages in seconds.
     (The shared corpus PDFs take a minute to ingest; test_ingest covers their pages.)"""
     from helpers_pdf import make_pdf
-    from ingest.pipeline import ingest
+    from rag.ingest.pipeline import ingest
 
     docs = tmp_path_factory.mktemp("cli_pdfs")
     for name, pages in PAGES.items():
@@ -178,7 +178,7 @@ def test_chat_missing_index_exits_3(tmp_path):
 
 
 def test_ingest_option_defaults_are_the_chunkers_defaults():
-    from ingest.chunking import ChunkerSettings
+    from rag.ingest.chunking import ChunkerSettings
     from rag.cli import main
 
     params = {p.name: p.default for p in main.commands["ingest"].params}

@@ -14,6 +14,7 @@ import pytest
 from reporting import report
 
 import rag
+from rag.settings import GenerationSettings
 from rag import config
 from rag.generators import GenerationRequest, get_generator
 from rag.generators.hf import DEFAULT_MODEL, HFGenerator, _resolve, bundled_gguf
@@ -33,7 +34,8 @@ def hf(request):
 
 
 def _request(**options):
-    return GenerationRequest(messages=PROMPT, **{"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, **options})
+    return GenerationRequest(messages=PROMPT, settings=GenerationSettings(
+        **{"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, **options}))
 
 
 def test_the_default_model_is_the_bundled_gguf(hf):

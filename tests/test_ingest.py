@@ -20,10 +20,10 @@ import pytest
 from helpers_pdf import make_encrypted_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf
 from pypdf import PdfReader
 
-from ingest.chunking import sha256
-from ingest.cleaning import clean_text
-from ingest.loaders import load_document
-from ingest.pipeline import IngestSummary, ingest
+from rag.ingest.chunking import sha256
+from rag.ingest.cleaning import clean_text
+from rag.ingest.loaders import load_document
+from rag.ingest.pipeline import IngestSummary, ingest
 from rag.retrieval import search
 from rag.terms import extract_terms
 from rag.errors import EmbedderMismatchError
@@ -283,7 +283,7 @@ def test_prune_missing_false_keeps_the_chunks_of_deleted_files(library):
 INGEST_SCRIPT = """
 import sys, time
 import rag.store
-from ingest.pipeline import ingest
+from rag.ingest.pipeline import ingest
 
 build_faiss = rag.store.build_faiss
 def paused_build_faiss(*args, **kwargs):

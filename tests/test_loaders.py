@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers_pdf import make_encrypted_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf
 
-from ingest.loaders import load_document
+from rag.ingest.loaders import load_document
 from rag.errors import DocumentError
 
 KOREAN = "불균형한 레이블 데이터 세트에서 정확도를 성능 평가 수치로 사용하면 안된다. 정밀도와 재현율을 함께 봐야 한다."

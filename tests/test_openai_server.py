@@ -15,6 +15,7 @@ import pytest
 from reporting import report
 
 import rag
+from rag.settings import GenerationSettings
 from rag.errors import ServerUnavailableError
 from rag.generators import GenerationRequest, get_generator
 
@@ -157,7 +158,7 @@ def test_temperature_top_p_and_limits_reach_the_server(openai_env, corpus_txt_in
 
 def _colors(**options):
     return GenerationRequest(messages=[{"role": "user", "content": "List three colors, one per line."}],
-                             **{"temperature": 0.0, "max_tokens": 48, **options})
+                             settings=GenerationSettings(**{"temperature": 0.0, "max_tokens": 48, **options}))
 
 
 def test_stop_sequence_is_honoured_by_the_generator(openai_env):
@@ -171,7 +172,7 @@ def test_stop_sequence_is_honoured_by_the_generator(openai_env):
 def test_max_tokens_bounds_the_reply(openai_env):
     gen = get_generator("openai", openai_env.model)
     request = GenerationRequest(messages=[{"role": "user", "content": "Write a long story about a cat."}],
-                                temperature=0.0, max_tokens=5)
+                                settings=GenerationSettings(temperature=0.0, max_tokens=5))
     pieces = list(gen.stream(request))
     assert 1 <= len(pieces) <= 5
 

@@ -7,7 +7,7 @@ import jinja2
 import pytest
 import yaml
 
-from prompts import PROMPTS_DIR
+from rag.prompts import PROMPTS_DIR
 from rag.errors import InputError
 from rag.prompts import Prompts, get_prompts
 from rag.qa import build_messages

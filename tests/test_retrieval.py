@@ -221,7 +221,7 @@ def test_retrieve_without_index_argument_uses_rag_index_dir(corpus_txt_index, mo
 def test_sentence_windows_score_chunks_by_their_best_passage(tmp_path):
     """With --window-chars, each chunk is also embedded as sentence windows; they survive
     an incremental re-ingest and give every hit a focus passage."""
-    from ingest.pipeline import ingest
+    from rag.ingest.pipeline import ingest
     from rag.store import load_index
 
     docs = tmp_path / "docs"

@@ -14,8 +14,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import rag  # noqa: E402
 from helpers_pdf import make_pdf, make_truncated_pdf  # noqa: E402
-from ui.feedback import append_feedback, default_feedback_path, feedback_record, read_feedback, vote_name  # noqa: E402
-from ui.uploads import (  # noqa: E402
+from rag.ui.feedback import append_feedback, default_feedback_path, feedback_record, read_feedback, vote_name  # noqa: E402
+from rag.ui.uploads import (  # noqa: E402
     destination_for,
     ingest_uploads,
     max_upload_bytes,
@@ -79,7 +79,7 @@ def _run_chat(app, question, turns=None, generator="extractive", model="", tempe
 def test_create_app_builds_without_a_server(tmp_path):
     import gradio as gr
 
-    from ui import create_app
+    from rag.ui import create_app
 
     app = create_app(index=tmp_path / "index", upload_dir=tmp_path / "up", feedback_path=tmp_path / "fb.jsonl",
                      generator="extractive")
@@ -96,7 +96,7 @@ def test_create_app_builds_without_a_server(tmp_path):
 
 
 def test_defaults_derive_from_the_index(tmp_path, monkeypatch):
-    from ui import create_app
+    from rag.ui import create_app
 
     monkeypatch.delenv("RAG_GENERATOR", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
@@ -109,14 +109,14 @@ def test_defaults_derive_from_the_index(tmp_path, monkeypatch):
 
 
 def test_status_without_an_index_says_so(tmp_path):
-    from ui.app import render_status
+    from rag.ui.app import render_status
 
     html = render_status(tmp_path / "nothing-here")
     assert "No index yet — upload documents" in html
 
 
 def test_status_of_a_real_index(small_index):
-    from ui.app import index_status, render_status
+    from rag.ui.app import index_status, render_status
 
     status = index_status(small_index)
     assert status["state"] == "ok"
@@ -277,7 +277,7 @@ def test_feedback_file_is_a_rag_eval_question_file(tmp_path):
 def test_like_event_appends_a_vote(tmp_path, small_index):
     import gradio as gr
 
-    from ui import create_app
+    from rag.ui import create_app
 
     feedback = tmp_path / "votes.jsonl"
     app = create_app(index=small_index, upload_dir=tmp_path / "up", feedback_path=feedback, generator="extractive")
@@ -298,7 +298,7 @@ def test_like_event_appends_a_vote(tmp_path, small_index):
 
 
 def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
-    from ui import create_app
+    from rag.ui import create_app
 
     recorder = RecordingAsk()
     app = create_app(index=small_index, upload_dir=tmp_path / "up", feedback_path=tmp_path / "fb.jsonl",
@@ -322,7 +322,7 @@ def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
 
 
 def test_refusal_has_no_sources(tmp_path, small_index):
-    from ui import create_app
+    from rag.ui import create_app
 
     app = create_app(index=small_index, upload_dir=tmp_path / "up", generator="extractive")
     _, chat, turns, sources_html, answer = _run_chat(app, "What is the boiling point of water on Mars?")
@@ -338,7 +338,7 @@ def test_refusal_has_no_sources(tmp_path, small_index):
     ("index", {"generator": "openai"}, "The generator is not configured"),
 ])
 def test_errors_become_chat_messages(tmp_path, small_index, monkeypatch, setup, kwargs, title):
-    from ui import create_app
+    from rag.ui import create_app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

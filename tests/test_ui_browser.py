@@ -95,7 +95,7 @@ def site(tmp_path_factory, embedder):
     summary = rag.ingest([docs], root / "index", progress=False)
     assert summary.ok and summary.files == 2
 
-    from ui import create_app
+    from rag.ui import create_app
 
     recorder = RecordingAsk()
     app = create_app(index=root / "index", docs_dir=docs, upload_dir=root / "uploads",

@@ -1,6 +1,6 @@
 """The web UI: ``rag ui``, or from Python::
 
-    from ui import create_app, launch
+    from rag.ui import create_app, launch
     launch(create_app(index=".rag/index"), host="127.0.0.1", port=7860)
 
 gradio is imported only when the UI is built, so ``rag ask`` stays quick.

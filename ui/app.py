@@ -1,6 +1,6 @@
 """The Gradio chat page: a thin layer around :func:`rag.ask` and :func:`rag.ingest`.
 
-    from ui import create_app, launch
+    from rag.ui import create_app, launch
     app = create_app(index=".rag/index")
     launch(app, host="127.0.0.1", port=7860)
 
@@ -25,6 +25,8 @@ import gradio as gr
 
 import rag
 from rag import config
+from rag.generators import generator_names
+from rag.settings import GenerationSettings, RetrievalSettings
 from rag.errors import (
     BackendNotFoundError,
     ConfigurationError,
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 TITLE = "Ask your documents"
 SUBTITLE = ("Answers grounded in your PDFs, text and markdown files, in the language you ask in. "
             "Every statement cites its source as [n].")
-GENERATORS = ["extractive", "hf", "openai"]
 GENERATOR_INFO = "extractive: quotes passages, instant · hf: local model, slow on CPU · openai: API server"
 LOGO_SVG = ('<svg viewBox="0 0 24 24" width="26" height="26" fill="none" stroke="currentColor" stroke-width="1.8" '
             'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">'
@@ -205,10 +206,9 @@ def error_hint(exc: BaseException) -> str:
 
 def cited_numbers(text: str, n_sources: int) -> set[int]:
     """The source numbers an answer cites with [n] markers (also [1, 3] and [1][2])."""
-    numbers = set()
-    for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", text or ""):
-        numbers.update(int(n) for n in re.split(r"\s*,\s*", group))
-    return {n for n in numbers if 1 <= n <= n_sources}
+    from rag.text import cited_numbers as numbers_in
+
+    return {n for n in numbers_in(text) if 1 <= n <= n_sources}
 
 
 def render_answer(turn: dict) -> str:
@@ -375,11 +375,8 @@ def create_app(
     *,
     generator: str | None = None,
     model: str | None = None,
-    temperature: float = 0.2,
-    top_p: float = 0.9,
-    max_tokens: int = 512,
-    k: int = 5,
-    min_score: float | None = None,
+    retrieval: RetrievalSettings | None = None,
+    generation: GenerationSettings | None = None,
     embed_model: str | None = None,
     max_upload_mb: float | None = None,
     concurrency_limit: int = 2,
@@ -396,13 +393,17 @@ def create_app(
     controls' initial values; ``generator`` defaults to :func:`rag.config.generator_name`.
     ``concurrency_limit``: questions answered at the same time (others wait in the queue).
     """
+    retrieval = retrieval or RetrievalSettings()
+    generation = generation or GenerationSettings()
+    temperature, top_p, max_tokens = generation.temperature, generation.top_p, generation.max_tokens
+    k, min_score = retrieval.k, retrieval.min_score
     index_path = config.index_dir(index).expanduser().absolute()
     upload_path = Path(upload_dir).expanduser().absolute() if upload_dir else index_path.parent / "uploads"
     feedback_file = Path(feedback_path).expanduser().absolute() if feedback_path else default_feedback_path(index_path)
     docs_path = Path(docs_dir).expanduser().absolute() if docs_dir else None
     max_bytes = max_upload_bytes(max_upload_mb)
     default_generator = config.generator_name(generator)
-    choices = GENERATORS + ([default_generator] if default_generator not in GENERATORS else [])
+    choices = generator_names() + ([default_generator] if default_generator not in generator_names() else [])
     extra_options = {"min_score": min_score} if min_score is not None else {}
     if embed_model:
         extra_options["embed_model"] = embed_model
@@ -495,7 +496,7 @@ def create_app(
         return render_upload_report(result), status_html(), None
 
     def sync_folder(progress=gr.Progress()):
-        from ingest.pipeline import ingest
+        from rag.ingest.pipeline import ingest
 
         if docs_path is None:
             return gr.skip(), status_html()

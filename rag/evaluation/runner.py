@@ -121,17 +121,16 @@ class LLMJudge:
 
     def __init__(self, model: str | None = None, client: Any = None):
         if client is None:
-            if not (os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY")):
+            base_url, api_key = config.openai_endpoint()
+            if not (base_url or api_key):
                 raise ConfigurationError(
                     "--judge needs an OpenAI-compatible endpoint: set OPENAI_API_KEY, or OPENAI_BASE_URL for a "
                     "local server (llama.cpp, vLLM, Ollama); or run without --judge")
             from openai import OpenAI
 
-            client = OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
-                            base_url=os.environ.get("OPENAI_BASE_URL") or None, timeout=120.0, max_retries=2)
+            client = OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=120.0, max_retries=2)
         self.client = client
-        self.model = (model or os.environ.get("RAG_JUDGE_MODEL") or os.environ.get("OPENAI_MODEL")
-                      or "gpt-4o-mini")
+        self.model = config.judge_model(model) or "gpt-4o-mini"
 
     def grade(self, question: str, answer: str, chunks: list[str], references: list[str]) -> dict[str, Any]:
         excerpts = "\n".join(f"[{i}] {' '.join(c.split())[:1500]}" for i, c in enumerate(chunks, start=1)) or "(none)"
@@ -407,18 +406,14 @@ def evaluate(
     """
     from rag import __version__
     from rag.generators import get_generator
-    from rag.qa import validate_settings
+    from rag.settings import GenerationSettings, RetrievalSettings, check_names
     from rag.store import open_index
 
     if int(concurrency) < 1:
         raise InputError(f"concurrency={concurrency}: use 1 or more parallel questions")
-    validate_settings(temperature, top_p, max_tokens, k)
-    from rag.retrieval import RetrievalSettings
-
-    try:
-        RetrievalSettings(k=int(k), **retrieval_options)
-    except TypeError as exc:
-        raise InputError(f"unknown retrieval setting ({exc}): use fields of rag.retrieval.RetrievalSettings") from None
+    GenerationSettings(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+    check_names(RetrievalSettings, retrieval_options)
+    RetrievalSettings(k=k, **retrieval_options)
     qset = load_questions(questions, strict=strict)
     if compare:
         load_run(compare)  # a bad --compare folder fails now, not after the whole run
@@ -469,7 +464,7 @@ def evaluate(
 
         row = question_row(q)
         try:
-            answer = ask(q.question, index_path, int(k), generator=generator, model=model,
+            answer = ask(q.question, index_path, k=int(k), generator=generator, model=model,
                          temperature=temperature, top_p=top_p, max_tokens=max_tokens, min_score=threshold,
                          **retrieval_options)
             retrieved = answer.sources

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from rag.settings import GenerationSettings
 from rag.types import Source
 
 
@@ -14,11 +15,25 @@ class GenerationRequest:
     messages: list[dict[str, str]]  # chat messages for LLM backends
     question: str = ""  # the standalone question (for non-LLM backends)
     sources: list[Source] = field(default_factory=list)
-    temperature: float = 0.2
-    top_p: float = 0.9
-    max_tokens: int = 512
-    stop: list[str] | None = None
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
     embedder: Any = None  # the index's embedder, for backends that score sentences
+
+    # The sampling settings, read by the backends.
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
+
+    @property
+    def top_p(self) -> float:
+        return self.settings.top_p
+
+    @property
+    def max_tokens(self) -> int:
+        return self.settings.max_tokens
+
+    @property
+    def stop(self) -> list[str] | None:
+        return list(self.settings.stop) or None
 
 
 class Generator(ABC):

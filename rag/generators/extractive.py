@@ -9,10 +9,11 @@ from typing import Iterator
 import numpy as np
 
 from rag.lexical import tokenize
+from rag.text import pack_sentences, quote_brackets
+from rag.text import split_sentences as _split_sentences
 
 from .base import GenerationRequest, Generator
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[。！？])|(?<=[.!?;])\s+|\n+")
 MAX_SENTENCES = 3  # passages in an answer
 # Sentences scored per answer: enough to cover the top chunks, few enough that
 # embedding them stays within a few tens of milliseconds on a CPU.
@@ -26,27 +27,19 @@ PASSAGE_CHARS = 180
 def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     """Consecutive sentences packed up to ``max_chars``: a label and its value
     ("임곗값: 0.4" / "재현율: 0.8197") often sit on separate short lines."""
-    from ingest.chunking import pack_sentences
-
     return pack_sentences(split_sentences(text), max_chars)
 
 
 def split_sentences(text: str) -> list[str]:
     sentences = []
-    for piece in _SENTENCE_SPLIT.split(text):
-        piece = (piece or "").strip(" \t-*#>|")
+    for piece in _split_sentences(text):
+        piece = piece.strip(" \t-*#>|")
         if len(piece) >= 8 and re.search(r"\w", piece):
             sentences.append(piece)
     return sentences
 
 
-_BRACKETED_NUMBER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-
-
-def _quote(text: str) -> str:
-    """Document text with its own "[15]" (notebook cells, footnotes) in full-width
-    brackets, so only the answer's markers read as citations."""
-    return _BRACKETED_NUMBER.sub(lambda m: f"［{m.group(1)}］", text)
+_quote = quote_brackets
 
 
 class ExtractiveGenerator(Generator):

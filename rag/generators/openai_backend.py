@@ -3,9 +3,9 @@ through OPENAI_BASE_URL, with the official ``openai`` client and token streaming
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
+from rag import config
 from rag.errors import ConfigurationError, GeneratorError, ServerUnavailableError
 
 from .base import GenerationRequest, Generator
@@ -20,8 +20,9 @@ class OpenAIGenerator(Generator):
                  timeout: float = 60.0, max_retries: int = 2):
         from openai import OpenAI
 
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        env_url, env_key = config.openai_endpoint()
+        self.base_url = base_url or env_url
+        api_key = api_key or env_key
         if not api_key:
             if not self.base_url:
                 raise ConfigurationError(
@@ -29,7 +30,7 @@ class OpenAIGenerator(Generator):
                     "OpenAI-compatible server (llama.cpp, vLLM, Ollama), or use --generator extractive"
                 )
             api_key = "not-needed"  # local servers accept any key
-        self.model = model or os.environ.get("RAG_MODEL") or os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL
+        self.model = config.openai_model(model) or DEFAULT_MODEL
         self.client = OpenAI(api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=max_retries)
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
