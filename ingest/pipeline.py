@@ -154,42 +154,6 @@ def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = Non
     return unique, roots, reports
 
 
-class _StoredVectors:
-    """Vectors of the live version, by chunk row: (chunk vector, its window vectors)."""
-
-    def __init__(self, folder: Path):
-        self.vectors = np.load(folder / "vectors.npy")
-        self.shape = self.vectors.shape
-        if (folder / "windows.npy").exists():
-            self.windows = np.load(folder / "windows.npy")
-            owner = np.load(folder / "window_owner.npy")
-            counts = np.bincount(owner, minlength=len(self.vectors))
-            self.starts = np.concatenate([[0], np.cumsum(counts)])
-        else:
-            self.windows = np.zeros((0, self.shape[1]), dtype=np.float32)
-            self.starts = np.zeros(len(self.vectors) + 1, dtype=np.int64)
-
-    def __getitem__(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.vectors[row], self.windows[self.starts[row]:self.starts[row + 1]]
-
-
-def _previous_state(index_path: Path):
-    """(manifest, chunks, stored vectors, term vectors) of the live version, or empties."""
-    import json
-
-    from rag.store import read_current, read_manifest
-    from rag.terms import TermIndex
-
-    if read_current(index_path) is None:
-        return None, [], None, {}
-    manifest = read_manifest(index_path)
-    folder = index_path / read_current(index_path)
-    chunks = [Chunk(**json.loads(line)) for line in
-              (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    terms = TermIndex.load(folder / "terms").known_vectors() if (folder / "terms").exists() else {}
-    return manifest, chunks, _StoredVectors(folder), terms
-
-
 class _EmbeddingWorker:
     """Embeds chunks with their sentence windows, and corpus terms not seen before, on
     one background thread while the main thread parses the next files and extracts
@@ -330,86 +294,89 @@ def ingest(
         raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
     try:
         with _short_gil_switch():
-            return _ingest_locked(paths, index_path, embed_model, include, exclude,
-                                  ChunkerSettings(chunk_size, chunk_overlap, window_chars), index_type, rebuild,
-                                  prune_missing, progress, on_file, started)
+            run = IngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
+                            embed_model=embed_model, index_type=index_type, rebuild=rebuild,
+                            prune_missing=prune_missing, progress=progress, on_file=on_file, started=started)
+            return run.run(paths, include, exclude)
     finally:
         lock.release()
 
 
-def _ingest_locked(paths, index_path: Path, embed_model, include, exclude, settings: ChunkerSettings,
-                   index_type, rebuild, prune_missing, progress, on_file, started) -> IngestSummary:
-    from rag.errors import EmbedderMismatchError
+class IngestRun:
+    """One ingest into one index, run while holding the index's lock.
 
-    def report(item: FileReport) -> None:
-        summary.reports.append(item)
-        if on_file:
-            on_file(item)
+    ``kept`` is the new version being assembled, in chunk-row order: each entry is
+    (chunk, (vector, window vectors)) for a chunk reused from the live version, or
+    (chunk, None) for a new one whose vectors the embedding worker is computing
+    (``pending`` holds its futures). Steps: :meth:`load_file` for each file found,
+    :meth:`keep_unseen` for files ingested before and not named this time, then
+    :meth:`publish` writes the new version when anything changed.
+    """
 
-    files, roots, early = discover(paths, include, exclude)
-    manifest, old_chunks, old_vectors, term_vectors = (None, [], None, {}) if rebuild else _previous_state(index_path)
-    model_name = config.embed_model(embed_model) if (embed_model or manifest is None) else manifest["embedder"]["name"]
-    if manifest is not None and manifest["embedder"]["name"] != model_name:
-        raise EmbedderMismatchError(str(index_path), manifest["embedder"]["name"], model_name)
-    if manifest is not None and manifest.get("chunker") != settings.describe():
-        # Other chunk sizes: every file must be chunked and embedded again (terms are
-        # words, whatever the chunking: their vectors stay valid).
-        manifest, old_chunks, old_vectors = None, [], None
-    summary = IngestSummary(index=str(index_path), embed_model=model_name)
-    for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
-        setattr(summary, item.status, getattr(summary, item.status) + 1)
-        report(item)
+    def __init__(self, index_path: Path, settings: ChunkerSettings, *, embed_model: str | None = None,
+                 index_type: str = "auto", rebuild: bool = False, prune_missing: bool = True,
+                 progress: bool = True, on_file: Callable[[FileReport], None] | None = None,
+                 started: float | None = None):
+        from rag.errors import EmbedderMismatchError
+        from rag.store import read_previous
 
-    old_files: dict[str, dict] = dict(manifest["files"]) if manifest else {}
-    rows_by_file: dict[str, list[int]] = {}
-    for row, chunk in enumerate(old_chunks):
-        rows_by_file.setdefault(chunk.path, []).append(row)
+        self.index_path = index_path
+        self.settings = settings
+        self.index_type = index_type
+        self.prune_missing = prune_missing
+        self.progress = progress
+        self.on_file = on_file
+        self.started = time.perf_counter() if started is None else started
 
-    # (chunk, (vector, window vectors)) or (chunk, None) when it must be embedded
-    kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
-    files_meta: dict[str, dict] = {}
-    seen: set[str] = set()
-    # Each file's chunks are embedded on a worker thread while this thread parses the
-    # next files (_EmbeddingWorker).
-    pending: list[tuple[int, int, object]] = []  # (first kept row, count, future)
-    # _load_all adds the embedder, the worker, and the terms of each new chunk by kept row
-    state: dict = {"term_vectors": term_vectors, "terms_of": {}}
-    try:
-        _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
-                  summary, report, settings, model_name, pending, state)
-    except BaseException:
-        if state.get("worker"):
-            state["worker"].close(cancel=True)
-        raise
+        previous = None if rebuild else read_previous(index_path)
+        self.model_name = (config.embed_model(embed_model) if (embed_model or previous is None)
+                           else previous.embed_model)
+        if previous is not None and previous.embed_model != self.model_name:
+            raise EmbedderMismatchError(str(index_path), previous.embed_model, self.model_name)
+        # Term vectors depend on the words only, whatever the chunking: always reusable.
+        self.term_vectors: dict[str, np.ndarray] = previous.term_vectors if previous else {}
+        if previous is not None and previous.chunker != settings.describe():
+            previous = None  # other chunk sizes: every file must be chunked and embedded again
+        self.previous = previous
+        self.old_files: dict[str, dict] = previous.files if previous else {}
+        self.rows_by_file: dict[str, list[int]] = previous.rows_by_file() if previous else {}
 
-    for key, meta in old_files.items():
-        if key in seen or key in files_meta:
-            continue
-        under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
-        if prune_missing and under_walked_root and not Path(key).exists():
-            summary.removed += 1
-            report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
-            continue
-        for row in rows_by_file.get(key, []):
-            kept.append((old_chunks[row], old_vectors[row]))
-        files_meta[key] = meta
+        self.summary = IngestSummary(index=str(index_path), embed_model=self.model_name)
+        self.kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
+        self.files_meta: dict[str, dict] = {}
+        self.seen: set[str] = set()
+        self.pending: list[tuple[int, int, object]] = []  # (first kept row, count, future)
+        self.terms_of: dict[int, list[str]] = {}  # terms of each new chunk, by kept row
+        self.embedder = self.splitter = None
+        self.worker: _EmbeddingWorker | None = None
 
-    try:
-        return _finish(summary, manifest, kept, files_meta, settings, state, model_name, old_vectors,
-                       index_path, index_type, started, progress, pending)
-    finally:
-        if state.get("worker"):
-            state["worker"].close()
+    # ----------------------------------------------------------------- the steps
 
+    def run(self, paths, include: list[str] | None = None, exclude: list[str] | None = None) -> IngestSummary:
+        files, roots, early = discover(paths, include, exclude)
+        for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
+            self._count(item.status)
+            self.report(item)
+        try:
+            # Each file's chunks are embedded on the worker thread while this thread
+            # parses the next files (_EmbeddingWorker).
+            for path in _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file"):
+                self.load_file(path)
+        except BaseException:
+            self._close_worker(cancel=True)
+            raise
+        try:
+            self.keep_unseen(roots)
+            return self.publish()
+        finally:
+            self._close_worker()
 
-def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_vectors, kept, files_meta,
-              summary, report, settings, model_name, pending, state) -> None:
-    """Hash, load and chunk every file; queue the new chunks for embedding."""
-    embedder = worker = splitter = None
-    for path in _progress(_quick_to_parse_first(files), len(files), "Loading", progress, "file"):
+    def load_file(self, path: Path) -> None:
+        """Hash, load and chunk one file; reuse its previous chunks when unchanged, else
+        queue the new chunks for embedding."""
         key = str(path)
-        seen.add(key)
-        previous = old_files.get(key)
+        self.seen.add(key)
+        previous = self.old_files.get(key)
         try:
             data = path.read_bytes()
             file_hash = sha256(data)
@@ -417,50 +384,175 @@ def _load_all(files, progress, seen, old_files, rows_by_file, old_chunks, old_ve
             file_hash = None
             read_error = f"cannot read the file ({exc.strerror or exc})"
         if file_hash is not None and previous and previous["hash"] == file_hash:
-            for row in rows_by_file.get(key, []):
-                kept.append((old_chunks[row], old_vectors[row]))
-            files_meta[key] = previous
-            summary.unchanged += 1
-            report(FileReport(key, "unchanged", previous["chunks"], previous.get("pages", 0)))
-            continue
+            self._keep_previous(key)
+            self.summary.unchanged += 1
+            self.report(FileReport(key, "unchanged", previous["chunks"], previous.get("pages", 0)))
+            return
         try:
             if file_hash is None:
                 raise DocumentError(key, read_error)
             records = load_document(path)
-            if embedder is None:
-                from rag.embedders import get_embedder
-
-                embedder = get_embedder(model_name)
-                splitter = make_splitter(settings, embedder.count_tokens, embedder.max_tokens)
-                worker = state["worker"] = _EmbeddingWorker(embedder, settings.window_chars,
-                                                            state["term_vectors"])
-            chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=splitter)
+            self._start_worker()
+            chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=self.splitter)
             if not chunks:
                 raise DocumentError(key, "no text left after cleaning: nothing to index")
         except DocumentError as exc:
-            summary.failed += 1
+            self.summary.failed += 1
             if previous:  # keep what we had: a broken copy must not erase good data
-                for row in rows_by_file.get(key, []):
-                    kept.append((old_chunks[row], old_vectors[row]))
-                files_meta[key] = previous
-                report(FileReport(key, "failed", reason=exc.reason + " (kept its previous version in the index)"))
+                self._keep_previous(key)
+                self.report(FileReport(key, "failed", reason=exc.reason + " (kept its previous version in the index)"))
             else:
-                report(FileReport(key, "failed", reason=exc.reason))
-            continue
+                self.report(FileReport(key, "failed", reason=exc.reason))
+            return
         pages = sum(1 for r in records if r.page is not None)
         warning = next((r.warning for r in records if r.warning), None) or ""
         status = "changed" if previous else "added"
-        setattr(summary, status, getattr(summary, status) + 1)
-        pending.append((len(kept), len(chunks), worker.submit(chunks)))
+        self._count(status)
+        first = len(self.kept)
+        self.pending.append((first, len(chunks), self.worker.submit(chunks)))
         # terms are extracted here, while the worker embeds this file's chunks
         file_terms = [extract_terms(chunk.embedding_text()) for chunk in chunks]
-        state["terms_of"].update(zip(range(len(kept), len(kept) + len(chunks)), file_terms))
-        worker.add_terms(t for terms in file_terms for t in terms)
-        kept.extend((chunk, None) for chunk in chunks)
-        files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
-                           "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        report(FileReport(key, status, len(chunks), pages, warning=warning))
-    state["embedder"] = embedder
+        self.terms_of.update(zip(range(first, first + len(chunks)), file_terms))
+        self.worker.add_terms(t for terms in file_terms for t in terms)
+        self.kept.extend((chunk, None) for chunk in chunks)
+        self.files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
+                                "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.report(FileReport(key, status, len(chunks), pages, warning=warning))
+
+    def keep_unseen(self, roots: list[Path]) -> None:
+        """Files ingested before and not found this time: removed when they are gone
+        from a walked folder (``prune_missing``), otherwise kept as they were."""
+        for key, meta in self.old_files.items():
+            if key in self.seen or key in self.files_meta:
+                continue
+            under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
+            if self.prune_missing and under_walked_root and not Path(key).exists():
+                self.summary.removed += 1
+                self.report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
+                continue
+            self._keep_previous(key)
+
+    def publish(self) -> IngestSummary:
+        """Collect the embeddings, write the new version (when anything changed), fill the summary."""
+        from rag.store import read_manifest, write_version
+
+        summary = self.summary
+        changed = summary.added + summary.changed + summary.removed
+        if self.previous is None and not self.kept:
+            pass  # a first ingest where every file failed: no index to write, none half-made
+        elif self.previous is not None and changed == 0:
+            summary.version = self.previous.version
+            summary.index_type = self.previous.manifest.get("index_type", "")
+        else:
+            embed_started = time.perf_counter()
+            vectors, window_blocks = self._collect_vectors()
+            terms = self._term_index(vectors.shape[1])
+            summary.embed_seconds = time.perf_counter() - embed_started
+            window_owner = window_vectors = None
+            if self.settings.window_chars:
+                window_owner = np.concatenate(
+                    [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
+                    [np.zeros(0, dtype=np.int32)])
+                window_vectors = (np.concatenate(window_blocks) if window_blocks
+                                  else np.zeros((0, vectors.shape[1]), np.float32))
+            summary.version = write_version(self.index_path, [c for c, _ in self.kept], vectors, self._manifest(),
+                                            self.index_type, window_vectors=window_vectors,
+                                            window_owner=window_owner, terms=terms)
+            summary.index_type = read_manifest(self.index_path)["index_type"]
+
+        summary.files = len(self.files_meta)
+        summary.pages = sum(m.get("pages", 0) for m in self.files_meta.values())
+        summary.chunks = len(self.kept)
+        summary.seconds = time.perf_counter() - self.started
+        summary.chunks_per_s = summary.chunks_embedded / summary.seconds if summary.seconds else 0.0
+        return summary
+
+    # ----------------------------------------------------------------- helpers
+
+    def report(self, item: FileReport) -> None:
+        self.summary.reports.append(item)
+        if self.on_file:
+            self.on_file(item)
+
+    def _count(self, status: str) -> None:
+        setattr(self.summary, status, getattr(self.summary, status) + 1)
+
+    def _keep_previous(self, key: str) -> None:
+        """Carry file ``key``'s chunks and vectors over from the live version."""
+        for row in self.rows_by_file.get(key, []):
+            self.kept.append((self.previous.chunks[row], self.previous.stored(row)))
+        self.files_meta[key] = self.old_files[key]
+
+    def _start_worker(self) -> None:
+        """Load the embedder on the first file that needs it (an ingest of unchanged files never does)."""
+        if self.worker is not None:
+            return
+        from rag.embedders import get_embedder
+
+        self.embedder = get_embedder(self.model_name)
+        self.splitter = make_splitter(self.settings, self.embedder.count_tokens, self.embedder.max_tokens)
+        self.worker = _EmbeddingWorker(self.embedder, self.settings.window_chars, self.term_vectors)
+
+    def _close_worker(self, cancel: bool = False) -> None:
+        if self.worker is not None:
+            self.worker.close(cancel=cancel)
+
+    def _dim(self) -> int:
+        if self.embedder is not None:
+            return self.embedder.dim
+        return self.previous.dim if self.previous is not None else 0
+
+    def _collect_vectors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Every kept chunk's vector and window vectors: reused ones, then the worker's results."""
+        dim = self._dim()
+        vectors = np.zeros((len(self.kept), dim), dtype=np.float32)
+        window_blocks: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(self.kept)
+        for i, (_, stored) in enumerate(self.kept):
+            if stored is not None:
+                vectors[i], window_blocks[i] = stored
+        queued = sum(count for _, count, _ in self.pending)
+        bar = _progress(None, queued, "Embedding", self.progress, "chunk") if queued else None
+        for first, count, future in self.pending:  # embedded on the worker thread during loading
+            for row, (vector, windows) in enumerate(future.result(), start=first):
+                vectors[row], window_blocks[row] = vector, windows
+            if bar is not None:
+                bar.update(count)
+        if bar is not None:
+            bar.close()
+        if self.worker is not None:
+            self.worker.close()  # its last term vectors are in
+            if self.worker.error is not None:
+                raise self.worker.error
+        self.summary.chunks_embedded = queued
+        self.summary.texts_embedded = queued + sum(len(window_blocks[r]) for first, count, _ in self.pending
+                                                   for r in range(first, first + count))
+        self.summary.terms_embedded = self.worker.terms_embedded if self.worker else 0
+        return vectors, window_blocks
+
+    def _term_index(self, dim: int):
+        """The corpus terms of every kept chunk with their vectors (rag.terms)."""
+        from rag.terms import TermIndex
+
+        chunk_terms = [self.terms_of[row] if row in self.terms_of else extract_terms(chunk.embedding_text())
+                       for row, (chunk, _) in enumerate(self.kept)]
+        missing = list(dict.fromkeys(t for terms in chunk_terms for t in terms if t not in self.term_vectors))
+        if missing:  # chunks kept from an index written before term expansion existed
+            if self.embedder is None:
+                from rag.embedders import get_embedder
+
+                self.embedder = get_embedder(self.model_name)
+            self.term_vectors.update(zip(missing, self.embedder.embed_passages(missing)))
+            self.summary.terms_embedded += len(missing)
+        return TermIndex.build(chunk_terms, self.term_vectors, dim, self.index_type)
+
+    def _manifest(self) -> dict:
+        previous = self.previous.manifest if self.previous is not None else None
+        return {
+            "embedder": self.embedder.describe() if self.embedder else previous["embedder"],
+            "chunker": self.settings.describe(),
+            "created_at": previous.get("created_at") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": self.files_meta,
+        }
 
 
 def _quick_to_parse_first(files: list[Path]) -> list[Path]:
@@ -475,89 +567,3 @@ def _quick_to_parse_first(files: list[Path]) -> list[Path]:
         return (path.suffix.lower() == ".pdf", size)
 
     return sorted(files, key=cost)
-
-
-def _finish(summary, manifest, kept, files_meta, settings, state, model_name, old_vectors,
-            index_path, index_type, started, progress, pending) -> IngestSummary:
-    """Collect the embeddings, write the new version (when anything changed), fill the summary."""
-    from rag.store import write_version
-    from rag.terms import TermIndex
-
-    changed = summary.added + summary.changed + summary.removed
-    if manifest is None and not kept:
-        pass  # a first ingest where every file failed: no index to write, none half-made
-    elif manifest is not None and changed == 0:
-        from rag.store import read_current
-
-        summary.version = read_current(index_path) or ""  # the manifest does not name its own folder
-        summary.index_type = manifest.get("index_type", "")
-    else:
-        embedder = state.get("embedder")
-        dim = embedder.dim if embedder else (old_vectors.shape[1] if old_vectors is not None else 0)
-        vectors = np.zeros((len(kept), dim), dtype=np.float32)
-        window_blocks: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(kept)
-        for i, (_, stored) in enumerate(kept):
-            if stored is not None:
-                vectors[i], window_blocks[i] = stored
-        embed_started = time.perf_counter()
-        queued = sum(count for _, count, _ in pending)
-        bar = _progress(None, queued, "Embedding", progress, "chunk") if queued else None
-        for first, count, future in pending:  # embedded on the worker thread during loading
-            for row, (vector, windows) in enumerate(future.result(), start=first):
-                vectors[row], window_blocks[row] = vector, windows
-            if bar is not None:
-                bar.update(count)
-        if bar is not None:
-            bar.close()
-        worker = state.get("worker")
-        if worker:
-            worker.close()  # its last term vectors are in
-            if worker.error is not None:
-                raise worker.error
-        summary.chunks_embedded = queued
-        summary.texts_embedded = queued + sum(len(window_blocks[r]) for first, count, _ in pending
-                                              for r in range(first, first + count))
-        summary.terms_embedded = worker.terms_embedded if worker else 0
-
-        term_vectors = state["term_vectors"]
-        terms_of = state["terms_of"]
-        chunk_terms = [terms_of[row] if row in terms_of else extract_terms(chunk.embedding_text())
-                       for row, (chunk, _) in enumerate(kept)]
-        missing = list(dict.fromkeys(t for terms in chunk_terms for t in terms if t not in term_vectors))
-        if missing:  # chunks kept from an index written before term expansion existed
-            if embedder is None:
-                from rag.embedders import get_embedder
-
-                embedder = get_embedder(model_name)
-            term_vectors.update(zip(missing, embedder.embed_passages(missing)))
-            summary.terms_embedded += len(missing)
-        terms = TermIndex.build(chunk_terms, term_vectors, dim, index_type)
-        summary.embed_seconds = time.perf_counter() - embed_started
-
-        describe = embedder.describe() if embedder else manifest["embedder"]
-        created = manifest.get("created_at") if manifest else time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        new_manifest = {
-            "embedder": describe,
-            "chunker": settings.describe(),
-            "created_at": created,
-            "files": files_meta,
-        }
-        window_owner = window_vectors = None
-        if settings.window_chars:
-            window_owner = np.concatenate(
-                [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
-                [np.zeros(0, dtype=np.int32)])
-            window_vectors = np.concatenate(window_blocks) if window_blocks else np.zeros((0, dim), np.float32)
-        version = write_version(index_path, [c for c, _ in kept], vectors, new_manifest, index_type,
-                                window_vectors=window_vectors, window_owner=window_owner, terms=terms)
-        summary.version = version
-        from rag.store import read_manifest
-
-        summary.index_type = read_manifest(index_path)["index_type"]
-
-    summary.files = len(files_meta)
-    summary.pages = sum(m.get("pages", 0) for m in files_meta.values())
-    summary.chunks = len(kept)
-    summary.seconds = time.perf_counter() - started
-    summary.chunks_per_s = summary.chunks_embedded / summary.seconds if summary.seconds else 0.0
-    return summary

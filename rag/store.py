@@ -40,47 +40,17 @@ from .errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundError
 from .types import Chunk
 
 FORMAT_VERSION = 1
-# Above this many chunks the dense index is HNSW instead of exact search. From
-# `python bench/scaling.py` (bench/results/scaling.json; 512-dim vectors, one query
-# at a time on one OpenMP thread, 2-core AMD EPYC shared with other jobs):
-# exact search costs ~1.6 ms + ~87 ms per million vectors (0.6 ms at 10k, 12 ms
-# at 100k, 88 ms at 1M), so it crosses the 20 ms budget at ~210k vectors.
-# HNSW: M=32 with efConstruction=40 (80 doubled the build time with no better
-# recall at 100k; the 1M build took ~1350 s wall on that busy machine).
-# efSearch=256 is the largest setting with p50 under 5 ms at 1M: 2.0 ms and
-# recall@10 0.97 at 100k, 2.9 ms and recall@10 0.85 at 1M (top-1 found for 98% of
-# queries); at 1M efSearch=512 gives 0.92 at 5-10 ms, 1024 gives 0.97 at ~15 ms.
-HNSW_AUTO_THRESHOLD = 200_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 256
-
-
-def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
-    if requested not in ("auto", "flat", "hnsw"):
-        from .errors import InputError
-
-        raise InputError(f"unknown index type '{requested}': choose auto, flat or hnsw")
-    if requested != "auto":
-        return requested
-    return "hnsw" if n_vectors > HNSW_AUTO_THRESHOLD else "flat"
-
-
-def build_faiss(vectors: np.ndarray, index_type: str):
-    import faiss
-
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is bulk work: use every core
-
-    dim = vectors.shape[1]
-    if index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+# The FAISS helpers live in rag.vectors (shared with rag.terms); the names stay
+# importable from here for older callers (bench/scaling.py, tests that pause a build).
+from .vectors import (  # noqa: E402
+    HNSW_AUTO_THRESHOLD,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    build_faiss,
+    choose_index_type,
+    search_one,
+)
 
 
 @dataclass
@@ -127,16 +97,7 @@ class Index:
 
     @staticmethod
     def _search(index, query_vector: np.ndarray, k: int) -> np.ndarray:
-        k = min(k, index.ntotal)
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64)
-        import faiss
-
-        # One query is too little work to split: a second thread waiting for a busy
-        # core made exact search 5-30x slower (bench/scaling.py).
-        faiss.omp_set_num_threads(1)
-        _, ids = index.search(np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k)
-        return ids[0][ids[0] >= 0].astype(np.int64)
+        return search_one(index, query_vector, k)
 
     def best_window(self, query_vector: np.ndarray, row: int) -> int | None:
         """Position of chunk ``row``'s sentence window closest to the query (None: no windows)."""
@@ -204,8 +165,7 @@ def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
     version = read_current(path)
     folder = path / version
     try:
-        chunks = [Chunk(**json.loads(line)) for line in
-                  (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
+        chunks = _read_chunks(folder)
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         dense = faiss.read_index(str(folder / "dense.faiss"))
         lexical = LexicalIndex.load(folder / "bm25")
@@ -244,6 +204,92 @@ def open_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
     if embed_model and embed_model != cached.embed_model:
         raise EmbedderMismatchError(str(path), cached.embed_model, embed_model)
     return cached
+
+
+@dataclass
+class PreviousVersion:
+    """What an incremental ingest reuses from the live version: its manifest, chunks,
+    their vectors and sentence-window vectors (by chunk row), and the corpus terms'
+    vectors. Loaded into memory (not memory-mapped): the new version is written
+    beside it and may replace the files."""
+
+    version: str
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    window_vectors: np.ndarray  # grouped by chunk: chunk r owns window_start[r]:window_start[r+1]
+    window_start: np.ndarray
+    term_vectors: dict[str, np.ndarray]
+
+    @property
+    def embed_model(self) -> str:
+        return self.manifest["embedder"]["name"]
+
+    @property
+    def chunker(self) -> dict[str, Any] | None:
+        """The chunker settings the version was written with (``ChunkerSettings.describe()``)."""
+        return self.manifest.get("chunker")
+
+    @property
+    def window_chars(self) -> int:
+        """Characters per sentence window (0: the version has no windows)."""
+        return int((self.chunker or {}).get("window_chars") or 0)
+
+    @property
+    def files(self) -> dict[str, dict]:
+        """Ingested file path -> its metadata (hash, chunks, pages, source, ingested_at)."""
+        return dict(self.manifest.get("files") or {})
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def rows_by_file(self) -> dict[str, list[int]]:
+        """Chunk rows of each file, in index order."""
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            rows.setdefault(chunk.path, []).append(row)
+        return rows
+
+    def stored(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk vector, its window vectors) of chunk ``row``."""
+        return self.vectors[row], self.window_vectors[self.window_start[row]:self.window_start[row + 1]]
+
+
+def read_previous(path: str | os.PathLike) -> PreviousVersion | None:
+    """The live version at ``path`` for an incremental ingest to build on; None when
+    there is no index yet."""
+    from .terms import TermIndex
+
+    path = Path(path)
+    version = read_current(path)
+    if version is None:
+        return None
+    manifest = read_manifest(path)
+    folder = path / version
+    try:
+        chunks = _read_chunks(folder)
+        vectors = np.load(folder / "vectors.npy")
+        if (folder / "windows.npy").exists():
+            windows = np.load(folder / "windows.npy")
+            owner = np.load(folder / "window_owner.npy")
+            counts = np.bincount(owner, minlength=len(vectors))
+            start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        else:  # written before sentence windows (or with window_chars=0)
+            windows = np.zeros((0, vectors.shape[1]), dtype=np.float32)
+            start = np.zeros(len(vectors) + 1, dtype=np.int64)
+        # written before term expansion: no term vectors to reuse
+        term_vectors = TermIndex.load(folder / "terms").known_vectors() if (folder / "terms").exists() else {}
+    except Exception as exc:
+        raise IndexCorruptError(str(path), f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    if len(chunks) != len(vectors):
+        raise IndexCorruptError(str(path), f"{len(chunks)} chunks but {len(vectors)} vectors")
+    return PreviousVersion(version, manifest, chunks, vectors, windows, start, term_vectors)
+
+
+def _read_chunks(folder: Path) -> list[Chunk]:
+    return [Chunk(**json.loads(line)) for line in
+            (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
 
 
 def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest: dict[str, Any],

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from .lexical import STOPWORDS, LexicalIndex
+from .vectors import build_faiss, choose_index_type
 
 # A neighbour counts when its cosine with the question term reaches this; each
 # question term takes at most EXPANSION_NEIGHBORS of them. A sweep over the 70
@@ -131,8 +132,6 @@ class TermIndex:
     def build(cls, chunk_terms: list[list[str]], term_vectors: dict[str, np.ndarray], dim: int,
               index_type: str = "auto") -> "TermIndex":
         """``chunk_terms``: each chunk's terms; ``term_vectors`` must hold every one of them."""
-        from .store import choose_index_type
-
         vocab = sorted({t for terms in chunk_terms for t in terms})
         vectors = (np.stack([term_vectors[t] for t in vocab]).astype(np.float32) if vocab
                    else np.zeros((0, dim), dtype=np.float32))
@@ -143,8 +142,6 @@ class TermIndex:
 
     def _neighbour_index(self):
         if self.neighbours is None:  # built on first use: an ingest builds it while writing
-            from .store import build_faiss
-
             self.neighbours = build_faiss(np.asarray(self.vectors, dtype=np.float32), self.index_type)
         return self.neighbours
 
