@@ -1,7 +1,10 @@
 """Read documents into page/section records. One loader per format, chosen by extension.
 
 Every problem with a single file is raised as ``DocumentError(path, reason)`` with a
-reason a person can act on; the ingest pipeline reports it and goes on.
+reason a person can act on; the ingest pipeline reports it and goes on. Documents
+are untrusted input: each loader works within :class:`~rag.ingest.limits.Limits`
+(file size, pages, characters, decompressed PDF streams), and ``load_document``
+turns whatever else a parser raises into that file's ``DocumentError``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Callable
 from rag.errors import DocumentError
 
 from .cleaning import clean_text
+from .limits import Limits
 
 
 @dataclass
@@ -29,9 +33,12 @@ class Record:
     warning: str | None = None  # something the user should know, the file still went in
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, limits: Limits) -> bytes:
     try:
-        data = path.read_bytes()
+        limits.check_size(path, path.stat().st_size)
+        with open(path, "rb") as file:
+            data = file.read(limits.max_file_bytes + 1)  # a file still growing stops at the limit too
+        limits.check_size(path, len(data))
     except PermissionError:
         raise DocumentError(path, "cannot read the file (permission denied): fix its permissions") from None
     except IsADirectoryError:
@@ -56,25 +63,78 @@ def _looks_binary(data: bytes) -> bool:
     return controls / max(1, len(head)) > 0.05
 
 
-def decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
+# Non-ASCII letters of the Western European languages, one set per language. Latin-1
+# and cp1252 bytes of these languages also decode as cp1250 & co. without an error
+# ("Caffè latte e città" -> "Caffč latte e cittŕ"), and on short texts a detector
+# ranks them alike; a text whose cp1252 reading uses the letters of one of these
+# languages is taken as Western. Czech, Polish or Hungarian read as cp1252 mix
+# letters of several (Hungarian ő/ű become õ/û beside ö) or get š, ³, ¹: they
+# keep the detector's choice.
+_WESTERN_LETTERS = [set(letters) for letters in (
+    "àèéìíîòóùúºª",  # Italian
+    "àâæçéèêëîïôœùûüÿ",  # French
+    "äöüßé",  # German (é in loanwords: Café)
+    "áéíñóúüºª",  # Spanish
+    "àáâãçéêíóôõúºª",  # Portuguese
+    "àçèéíïòóúü",  # Catalan
+    "áéèëïóöüíú",  # Dutch
+    "åäæöøéü",  # Danish, Norwegian, Swedish
+)]
+_INSIDE_WORDS = set("'’‘-‐·\u00ad")  # may stand between two letters (l’élève); ³ in "Pchn¹æ" may not
+
+
+def _western_reading(data: bytes) -> str | None:
+    """The cp1252 text of ``data`` when it reads as one Western European language."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:  # five bytes cp1252 leaves undefined
+        return None
+    letters: set[str] = set()
+    for i, ch in enumerate(text):
+        if ord(ch) < 128:
+            continue
+        if ch.isalpha():
+            letters.add(ch.lower())
+        elif ch not in _INSIDE_WORDS and 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha():
+            return None
+    return text if any(letters <= language for language in _WESTERN_LETTERS) else None
+
+
+def _latin_script(text: str) -> bool:
+    import unicodedata
+
+    return all(unicodedata.name(ch, "").startswith("LATIN") for ch in text if ord(ch) > 127 and ch.isalpha())
+
+
+def decode_text(path: Path, data: bytes, limits: Limits | None = None) -> tuple[str, str | None]:
     """Text of a text file and a warning when it was not UTF-8."""
+    limits = limits or Limits()
     if _looks_binary(data):
         raise DocumentError(path, "the file looks binary, not text: check that the extension matches its content")
     for encoding in ("utf-8-sig", "utf-16") if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) else ("utf-8",):
         try:
-            return data.decode(encoding), None
+            text = data.decode(encoding)
         except UnicodeDecodeError:
-            pass
+            continue
+        limits.check_chars(path, len(text))
+        return text, None
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
+    if best is None or _latin_script(str(best)):
+        western = _western_reading(data)
+        if western is not None:
+            limits.check_chars(path, len(western))
+            return western, "not UTF-8: decoded as cp1252 (Western European); save it as UTF-8 to be sure"
     if best is None:
         raise DocumentError(path, "the text is not UTF-8 and its encoding could not be detected: save it as UTF-8")
-    return str(best), f"not UTF-8: decoded as {best.encoding}; save it as UTF-8 to be sure"
+    text = str(best)
+    limits.check_chars(path, len(text))
+    return text, f"not UTF-8: decoded as {best.encoding}; save it as UTF-8 to be sure"
 
 
-def load_text(path: Path) -> list[Record]:
-    text, warning = decode_text(path, _read_bytes(path))
+def load_text(path: Path, limits: Limits) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path, limits), limits)
     cleaned = clean_text(text)
     if not cleaned:
         raise DocumentError(path, "the file has no text: nothing to index")
@@ -114,8 +174,8 @@ def split_markdown_sections(text: str) -> list[Record]:
     return records
 
 
-def load_markdown(path: Path) -> list[Record]:
-    text, warning = decode_text(path, _read_bytes(path))
+def load_markdown(path: Path, limits: Limits) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path, limits), limits)
     cleaned = clean_text(text)
     if not cleaned:
         raise DocumentError(path, "the file has no text: nothing to index")
@@ -125,11 +185,11 @@ def load_markdown(path: Path) -> list[Record]:
     return records
 
 
-def load_pdf(path: Path) -> list[Record]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def load_pdf(path: Path, limits: Limits) -> list[Record]:
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError
 
-    data = _read_bytes(path)
+    data = _read_bytes(path, limits)
     if not data.lstrip().startswith(b"%PDF"):
         raise DocumentError(path, "not a PDF (no %PDF header): check the file, or give it its real extension")
     import io
@@ -137,19 +197,15 @@ def load_pdf(path: Path) -> list[Record]:
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its own warnings would repeat ours
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                unlocked = reader.decrypt("")
-            except Exception:
-                unlocked = 0
-            if not unlocked:
-                raise DocumentError(
-                    path, "the PDF is encrypted with a password: decrypt it (e.g. `qpdf --decrypt`) and ingest again"
-                )
-        pages = [page.extract_text() or "" for page in reader.pages]
+        with apply_configuration(**limits.pypdf_configuration()):  # a context variable: this thread only
+            pages = _pdf_pages(path, PdfReader(io.BytesIO(data)), limits)
     except DocumentError:
         raise
+    except LimitReachedError as exc:
+        if "decompress" in str(exc).lower() or "length" in str(exc).lower():
+            raise limits.decompression_error(path) from None
+        raise DocumentError(path, f"the PDF goes beyond a safety limit of the PDF reader ({str(exc)[:120]}): "
+                                  f"check where it came from, or re-export it") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AssertionError, OSError, RecursionError) as exc:
         raise DocumentError(
             path, f"the PDF is damaged or truncated ({type(exc).__name__}): re-export or repair it"
@@ -163,6 +219,27 @@ def load_pdf(path: Path) -> list[Record]:
     if not records:
         raise DocumentError(path, "the PDF has no text layer (scanned images?): run OCR on it first, e.g. `ocrmypdf`")
     return records
+
+
+def _pdf_pages(path: Path, reader, limits: Limits) -> list[str]:
+    """The raw text of each page, within the page and character limits."""
+    if reader.is_encrypted:
+        try:
+            unlocked = reader.decrypt("")
+        except Exception:
+            unlocked = 0
+        if not unlocked:
+            raise DocumentError(
+                path, "the PDF is encrypted with a password: decrypt it (e.g. `qpdf --decrypt`) and ingest again"
+            )
+    limits.check_pages(path, len(reader.pages))
+    pages, chars = [], 0
+    for page in reader.pages:
+        text = page.extract_text() or ""
+        chars += len(text)
+        limits.check_chars(path, chars)  # stop at the limit, not after the last page
+        pages.append(text)
+    return pages
 
 
 class _HTMLText(html.parser.HTMLParser):
@@ -193,8 +270,8 @@ class _HTMLText(html.parser.HTMLParser):
             self.parts.append(data)
 
 
-def load_html(path: Path) -> list[Record]:
-    text, warning = decode_text(path, _read_bytes(path))
+def load_html(path: Path, limits: Limits) -> list[Record]:
+    text, warning = decode_text(path, _read_bytes(path, limits), limits)
     parser = _HTMLText()
     parser.feed(text)
     cleaned = clean_text("".join(parser.parts))
@@ -206,27 +283,32 @@ def load_html(path: Path) -> list[Record]:
     return records
 
 
-def load_notebook(path: Path) -> list[Record]:
-    data = _read_bytes(path)
+def load_notebook(path: Path, limits: Limits) -> list[Record]:
+    data = _read_bytes(path, limits)
     try:
         notebook = json.loads(data.decode("utf-8"))
-        cells = notebook["cells"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise DocumentError(path, "not a valid Jupyter notebook (bad JSON): open and re-save it in Jupyter") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+        raise DocumentError(path, "not a valid Jupyter notebook (no list of cells): open and re-save it in Jupyter")
     parts = []
     for cell in cells:
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        source = cell.get("source") or ""
+        # nbformat says a string or a list of strings; anything else is kept as text, not trusted
+        source = "".join(s for s in source if isinstance(s, str)) if isinstance(source, list) else str(source)
         if not source.strip():
             continue
         parts.append(f"```\n{source}\n```" if cell.get("cell_type") == "code" else source)
-    cleaned = clean_text("\n\n".join(parts))
+    text = "\n\n".join(parts)
+    limits.check_chars(path, len(text))
+    cleaned = clean_text(text)
     if not cleaned:
         raise DocumentError(path, "the notebook has no text: nothing to index")
     return split_markdown_sections(cleaned)
 
 
-LOADERS: dict[str, Callable[[Path], list[Record]]] = {
+LOADERS: dict[str, Callable[[Path, Limits], list[Record]]] = {
     ".pdf": load_pdf,
     ".txt": load_text,
     ".text": load_text,
@@ -238,8 +320,11 @@ LOADERS: dict[str, Callable[[Path], list[Record]]] = {
 }
 
 
-def load_document(path: str | Path) -> list[Record]:
-    """Records of one document; ``DocumentError`` when it cannot be used."""
+def load_document(path: str | Path, limits: Limits | None = None) -> list[Record]:
+    """Records of one document; ``DocumentError`` when it cannot be used, whatever went wrong.
+
+    ``limits``: :class:`Limits` (default: from the environment, see ``rag.config``).
+    """
     path = Path(path)
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
@@ -247,4 +332,14 @@ def load_document(path: str | Path) -> list[Record]:
         raise DocumentError(path, f"unsupported format '{path.suffix or '(none)'}': supported are {known}")
     if not path.exists():
         raise DocumentError(path, "does not exist: check the path")
-    return loader(path)
+    limits = limits or Limits.from_config()
+    try:
+        return loader(path, limits)
+    except DocumentError:
+        raise
+    except MemoryError:
+        raise DocumentError(path, "ran out of memory reading it: split the file, or lower --max-chars") from None
+    except Exception as exc:  # a parser's bug or an input nobody foresaw: this file fails, the ingest goes on
+        detail = f"{type(exc).__name__}: {str(exc)[:160]}".rstrip(": ")
+        raise DocumentError(path, f"could not be read ({detail}): check the file, or convert it to another "
+                                  f"format") from None

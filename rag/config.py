@@ -15,6 +15,12 @@ This is the only module that reads the environment: everything else asks it.
 | refusal threshold    | RAG_MIN_SCORE           | DEFAULT_MIN_SCORE below         |
 | model cache          | RAG_CACHE_DIR           | ~/.cache/rag                    |
 | UI upload limit (MB) | RAG_UI_MAX_UPLOAD_MB    | 50                              |
+| server API keys file | RAG_KEYS_FILE           | keys.json beside the data       |
+| `rag serve` options  | RAG_SERVE_<OPTION>      | e.g. RAG_SERVE_PORT=8000        |
+| ingest: file size (MB) | RAG_MAX_FILE_MB       | 100                             |
+| ingest: PDF pages    | RAG_MAX_PAGES           | 5000                            |
+| ingest: characters   | RAG_MAX_CHARS           | 10000000 (per file)             |
+| ingest: decompressed | RAG_MAX_DECOMPRESSED_MB | 75 (per PDF stream)             |
 """
 
 from __future__ import annotations
@@ -31,6 +37,14 @@ DEFAULT_GENERATOR = "extractive"
 # the documents. Calibrated with `rag eval` (see README, "Refusal threshold").
 DEFAULT_MIN_SCORE = 0.17
 DEFAULT_MAX_UPLOAD_MB = 50.0
+# Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
+# one file must not take the machine's memory or the ingest's hours. A 100 MB text
+# file is ~25M tokens, ~70k chunks; 10M characters is a 4000-page book; 75 MB per
+# decompressed PDF stream is pypdf's own default.
+DEFAULT_MAX_FILE_MB = 100.0
+DEFAULT_MAX_PAGES = 5000
+DEFAULT_MAX_CHARS = 10_000_000
+DEFAULT_MAX_DECOMPRESSED_MB = 75.0
 
 
 def _env(name: str) -> str | None:
@@ -111,6 +125,65 @@ def max_upload_mb(value: float | None = None) -> float:
         env = _env("RAG_UI_MAX_UPLOAD_MB")
         value = float(env) if env else DEFAULT_MAX_UPLOAD_MB
     return float(value)
+
+
+def _limit(value, env: str, default, kind, option: str):
+    """A positive ingest limit: the argument, else the environment, else the default."""
+    source = option
+    if value is None:
+        raw = _env(env)
+        value, source = (raw, env) if raw is not None else (default, "default")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        from .errors import InputError
+
+        raise InputError(f"{source}={value!r}: give a positive {'whole ' if kind is int else ''}number "
+                         f"({env} or {option})")
+    return number
+
+
+def max_file_mb(value: float | None = None) -> float:
+    """Largest document ingest reads, in MB (RAG_MAX_FILE_MB)."""
+    return _limit(value, "RAG_MAX_FILE_MB", DEFAULT_MAX_FILE_MB, float, "--max-file-mb")
+
+
+def max_pages(value: int | None = None) -> int:
+    """Most pages of one PDF (RAG_MAX_PAGES)."""
+    return _limit(value, "RAG_MAX_PAGES", DEFAULT_MAX_PAGES, int, "--max-pages")
+
+
+def max_chars(value: int | None = None) -> int:
+    """Most characters of text taken from one document (RAG_MAX_CHARS)."""
+    return _limit(value, "RAG_MAX_CHARS", DEFAULT_MAX_CHARS, int, "--max-chars")
+
+
+def max_decompressed_mb(value: float | None = None) -> float:
+    """Largest decompressed PDF stream, in MB (RAG_MAX_DECOMPRESSED_MB): compression bombs stop here."""
+    return _limit(value, "RAG_MAX_DECOMPRESSED_MB", DEFAULT_MAX_DECOMPRESSED_MB, float, "--max-decompressed-mb")
+
+
+def keys_file(path: str | os.PathLike | None = None, beside: str | os.PathLike | None = None) -> Path:
+    """The API keys file of `rag serve` / `rag keys`: the argument, else $RAG_KEYS_FILE,
+    else ``keys.json`` in ``beside`` (the data folder, or the index folder's parent)."""
+    if path:
+        return Path(path).expanduser()
+    env = _env("RAG_KEYS_FILE")
+    if env:
+        return Path(env).expanduser()
+    return Path(beside if beside is not None else index_dir().parent).expanduser() / "keys.json"
+
+
+def serve_env(names) -> dict[str, str]:
+    """`rag serve` settings from the environment: option ``max_upload_mb`` <- $RAG_SERVE_MAX_UPLOAD_MB."""
+    found = {}
+    for name in names:
+        value = _env("RAG_SERVE_" + name.upper())
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def quiet_third_parties() -> None:

@@ -61,3 +61,37 @@ def make_image_only_pdf(path: str | Path, n_pages: int = 1) -> Path:
         pdf.image(image, x=10, y=10, w=180)
     pdf.output(str(path))
     return path
+
+
+def make_compression_bomb_pdf(path: str | Path, expands_to_mb: int = 100, text: str = "Harmless cover text.") -> Path:
+    """A one-page PDF whose content stream is a few hundred KB of zlib that expands to
+    ``expands_to_mb`` MB (blank lines after one line of ``text``): a compression bomb."""
+    import zlib
+
+    path = Path(path)
+    content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET\n".encode("latin-1")
+    packer = zlib.compressobj(9)
+    stream = packer.compress(content)
+    block = b"\n" * (1024 * 1024)
+    for _ in range(expands_to_mb):
+        stream += packer.compress(block)
+    stream += packer.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path

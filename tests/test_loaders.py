@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers_pdf import make_encrypted_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf
+from helpers_pdf import (make_compression_bomb_pdf, make_encrypted_pdf, make_image_only_pdf, make_pdf,
+                         make_truncated_pdf)
 
-from rag.ingest.loaders import load_document
-from rag.errors import DocumentError
+from rag.errors import DocumentError, InputError
+from rag.ingest.limits import Limits
+from rag.ingest.loaders import LOADERS, load_document
 
 KOREAN = "불균형한 레이블 데이터 세트에서 정확도를 성능 평가 수치로 사용하면 안된다. 정밀도와 재현율을 함께 봐야 한다."
 CHINESE = "对企业而言,大模型应用需要综合考虑专业性、数据安全、持续迭代和综合成本等多种因素。"
@@ -108,6 +110,50 @@ def test_legacy_encoded_text_is_decoded_with_a_warning(tmp_path, text, encoding)
     assert "not UTF-8" in record.warning
 
 
+# Latin text in the Western code pages: the bytes also decode as cp1250 ("Caffč latte
+# e cittŕ"), which a detector may rank first on short texts; Western languages win.
+WESTERN = {
+    "italian": "Caffè latte e città. Perché la qualità è più importante? Così va, però.",
+    "italian_short": "Caffè latte e città",
+    "german": "Größere Straßen führen über Brücken. Schöne Grüße aus München, Äpfel und Öl.",
+    "french": "L'élève a déjà reçu le gâteau à Noël; où est la fenêtre? Très bien, garçon.",
+}
+CP1252_ONLY = {  # characters Latin-1 lacks: œ, the euro sign, curly quotes
+    "french_cp1252": "Le cœur de l’élève coûte 5 €: «déjà vu», dit-il — très cher.",
+    "german_cp1252": "„Schöne Grüße“ – der Preis: 12 € für Äpfel.",
+}
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+@pytest.mark.parametrize("language", list(WESTERN))
+def test_western_latin_text_is_decoded_as_western_european(tmp_path, language, encoding):
+    path = tmp_path / f"{language}.txt"
+    path.write_bytes(WESTERN[language].encode(encoding))
+    [record] = load_document(path)
+    assert record.text == WESTERN[language]
+    assert "decoded as cp1252" in record.warning  # Windows-1252: a superset of Latin-1's letters
+
+
+@pytest.mark.parametrize("language", list(CP1252_ONLY))
+def test_cp1252_punctuation_and_ligatures_survive(tmp_path, language):
+    path = tmp_path / f"{language}.txt"
+    path.write_bytes(CP1252_ONLY[language].encode("cp1252"))
+    [record] = load_document(path)
+    assert record.text == CP1252_ONLY[language]
+
+
+@pytest.mark.parametrize("text", [
+    "Příliš žluťoučký kůň úpěl ďábelské ódy. Čeština je krásný jazyk a často se píše s háčky.",  # Czech
+    "Zażółć gęślą jaźń. Pchnąć w tę łódź jeża lub ośm skrzyń fig.",  # Polish
+    "Árvíztűrő tükörfúrógép. Első ősszel a kő és a fű között.",  # Hungarian
+])
+def test_central_european_text_keeps_its_own_code_page(tmp_path, text):
+    path = tmp_path / "cp1250.txt"
+    path.write_bytes(text.encode("cp1250"))
+    [record] = load_document(path)
+    assert record.text == text
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
 def test_unicode_with_byte_order_mark_needs_no_warning(tmp_path, encoding):
     path = tmp_path / "bom.txt"
@@ -175,3 +221,101 @@ def test_unusable_file_raises_document_error_naming_the_problem(tmp_path, name):
     assert reason in caught.value.reason
     assert caught.value.path == str(path)
     assert str(path) in str(caught.value)  # the message names the file too
+
+
+# --- malformed files and resource limits: one DocumentError, never another exception ----------
+
+
+@pytest.mark.parametrize("notebook", [
+    {"cells": "notalist"},
+    {"cells": [1, 2, 3]},
+    {"cells": [["a list, not a cell"]]},
+    {"cells": None},
+    ["not", "a", "notebook"],
+    "just a string",
+])
+def test_malformed_notebook_is_a_document_error(tmp_path, notebook):
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    assert "not a valid Jupyter notebook" in caught.value.reason
+
+
+def test_notebook_cells_with_odd_sources_still_load(tmp_path):
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["# Title\n", 42, None, "Some text."]},
+        {"cell_type": "markdown"},  # no source at all
+        {"cell_type": "code", "source": {"unexpected": "object"}},
+    ]}), encoding="utf-8")
+    [record] = load_document(path)
+    assert record.section == "Title" and "Some text." in record.text
+
+
+def test_pdf_compression_bomb_is_refused_at_the_default_limit(tmp_path):
+    path = make_compression_bomb_pdf(tmp_path / "bomb.pdf", expands_to_mb=100)
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    assert "expands beyond 75 MB" in caught.value.reason and "RAG_MAX_DECOMPRESSED_MB" in caught.value.reason
+
+
+def test_decompression_limit_is_configurable(tmp_path):
+    path = make_compression_bomb_pdf(tmp_path / "big.pdf", expands_to_mb=3)
+    assert load_document(path)[0].text == "Harmless cover text."  # 3 MB: under the default
+    with pytest.raises(DocumentError) as caught:
+        load_document(path, Limits(max_decompressed_mb=1))
+    assert "expands beyond 1 MB" in caught.value.reason
+
+
+def test_file_size_limit_is_checked_before_reading(tmp_path):
+    path = tmp_path / "huge.txt"
+    path.write_text("word " * 300_000, encoding="utf-8")  # 1.5 MB
+    with pytest.raises(DocumentError) as caught:
+        load_document(path, Limits(max_file_mb=1))
+    assert "1.4 MB, over the limit of 1 MB" in caught.value.reason and "--max-file-mb" in caught.value.reason
+
+
+def test_character_limit_per_file(tmp_path):
+    text = tmp_path / "long.md"
+    text.write_text("# Title\n" + "word " * 3000, encoding="utf-8")
+    with pytest.raises(DocumentError) as caught:
+        load_document(text, Limits(max_chars=10_000))
+    assert "over 10,000 characters" in caught.value.reason and "RAG_MAX_CHARS" in caught.value.reason
+    pdf = make_pdf(tmp_path / "long.pdf", ["word " * 400] * 6)
+    with pytest.raises(DocumentError, match="over 5,000 characters"):
+        load_document(pdf, Limits(max_chars=5000))
+
+
+def test_page_limit(tmp_path):
+    path = make_pdf(tmp_path / "pages.pdf", [f"Page {n}." for n in range(1, 6)])
+    assert len(load_document(path, Limits(max_pages=5))) == 5
+    with pytest.raises(DocumentError) as caught:
+        load_document(path, Limits(max_pages=4))
+    assert "5 pages, over the limit of 4" in caught.value.reason and "--max-pages" in caught.value.reason
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RAG_MAX_PAGES", "12")
+    monkeypatch.setenv("RAG_MAX_FILE_MB", "2.5")
+    limits = Limits.from_config(max_chars=99)
+    assert (limits.max_pages, limits.max_file_mb, limits.max_chars) == (12, 2.5, 99)
+    monkeypatch.setenv("RAG_MAX_PAGES", "many")
+    with pytest.raises(InputError, match="RAG_MAX_PAGES='many': give a positive whole number"):
+        Limits.from_config()
+    monkeypatch.delenv("RAG_MAX_PAGES")
+    with pytest.raises(InputError, match="--max-chars=0: give a positive whole number"):
+        Limits.from_config(max_chars=0)
+
+
+def test_an_unexpected_loader_exception_becomes_a_document_error(tmp_path, monkeypatch):
+    """The last line of defence: whatever a parser raises is that file's one-line failure."""
+    def crashing_loader(path, limits):
+        return {}["a bug in a parser"]
+
+    monkeypatch.setitem(LOADERS, ".txt", crashing_loader)
+    path = tmp_path / "any.txt"
+    path.write_text("text", encoding="utf-8")
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    assert caught.value.reason.startswith("could not be read (KeyError: 'a bug in a parser')")
