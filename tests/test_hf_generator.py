@@ -123,7 +123,7 @@ def test_ask_with_the_local_model(hf, corpus_txt_index, monkeypatch):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_GENERATOR", "RAG_MIN_SCORE"):
         monkeypatch.delenv(name, raising=False)
     streamed = rag.ask("Besides ChatGPT, which platforms are mentioned for building chatbots?",
-                       corpus_txt_index.path, k=1, max_tokens=8, temperature=0, stream=True)
+                       corpus_txt_index.path, generator="hf", k=1, max_tokens=8, temperature=0, stream=True)
     pieces = list(streamed)
     answer = streamed.answer
     assert answer.generator == "hf" and answer.text and "".join(pieces) == answer.text
