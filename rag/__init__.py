@@ -37,6 +37,14 @@ from .embedders import register_embedder  # noqa: E402
 from . import ingest  # noqa: E402  (callable: rag.ingest(paths, index=None, **options) -> IngestSummary)
 
 
+def serve(**options):
+    """Serve the documents over HTTP (blocking): see :func:`rag.server.serve`; the ASGI app
+    itself is :func:`rag.server.create_app`."""
+    from .server import serve as _serve
+
+    return _serve(**options)
+
+
 def evaluate(questions, **options):
     """Evaluate answers for a question file: see :func:`rag.evaluation.runner.evaluate`."""
     from .evaluation.runner import evaluate as _evaluate
@@ -54,6 +62,7 @@ __all__ = [
     "retrieve",
     "ingest",
     "evaluate",
+    "serve",
     "Answer",
     "Chunk",
     "Source",

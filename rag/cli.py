@@ -146,6 +146,11 @@ def _register_commands() -> None:
     main.add_command(ui_command, "ui")
     main.add_command(eval_command, "eval")
 
+    from .server.command import keys_command, serve_command
+
+    main.add_command(serve_command, "serve")
+    main.add_command(keys_command, "keys")
+
 
 _register_commands()
 
