@@ -219,7 +219,15 @@ def _yaml_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     import yaml
 
     class LineLoader(yaml.SafeLoader):
-        pass
+        def compose_node(self, parent, index):
+            # An alias re-uses a node: nine aliases of nine aliases ... ("billion laughs")
+            # is a few lines that expand to 9**8 strings and half a minute of CPU before
+            # any row is read. Question files do not need them: refuse the first one.
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not accepted in question files: write the value out",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
 
     def construct_mapping(loader, node, deep=False):
         mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
