@@ -286,6 +286,14 @@ def ingest(
         raise InputError(f"chunk size {chunk_size} with overlap {chunk_overlap}: need size >= 16 and overlap < size")
     started = time.perf_counter()
     index_path = config.index_dir(index)
+    if not isinstance(index_path, Path):  # a milvus:// URI: no folder lock, each file switches alone
+        from .milvus_run import MilvusIngestRun
+
+        with _short_gil_switch():
+            run = MilvusIngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
+                                  embed_model=embed_model, index_type=index_type, rebuild=rebuild,
+                                  prune_missing=prune_missing, progress=progress, on_file=on_file, started=started)
+            return run.run(paths, include, exclude)
     index_path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_path / ".lock"))
     try:

@@ -4,7 +4,8 @@ This is the only module that reads the environment: everything else asks it.
 
 | setting              | env var                 | default                         |
 |----------------------|-------------------------|---------------------------------|
-| index directory      | RAG_INDEX_DIR           | ./.rag/index                    |
+| index directory      | RAG_INDEX_DIR           | ./.rag/index (or milvus://...)  |
+| Milvus token         | RAG_MILVUS_TOKEN        | - (user:password or API key)    |
 | embedding model      | RAG_EMBED_MODEL         | use-multilingual (offline)      |
 | embedder threads     | RAG_EMBED_THREADS       | 1                               |
 | generator            | RAG_GENERATOR           | openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else DEFAULT_GENERATOR |
@@ -53,11 +54,24 @@ def _env(name: str) -> str | None:
 
 
 def index_dir(path: str | os.PathLike | None = None) -> Path:
-    """The index directory: the argument, else $RAG_INDEX_DIR, else ./.rag/index."""
+    """The index directory: the argument, else $RAG_INDEX_DIR, else ./.rag/index.
+
+    A ``milvus://`` URI gives a :class:`rag.milvus_store.MilvusURI` instead (the index
+    lives in Milvus; it prints, resolves and has a ``parent`` like a Path)."""
+    raw = path or _env("RAG_INDEX_DIR")
+    if raw and str(raw).startswith("milvus:"):
+        from .milvus_store import parse
+
+        return parse(raw)
     if path:
         return Path(path).expanduser()
     env = _env("RAG_INDEX_DIR")
     return Path(env).expanduser() if env else DEFAULT_INDEX_DIR
+
+
+def milvus_token() -> str | None:
+    """Credentials for a Milvus server (``user:password`` or an API key): $RAG_MILVUS_TOKEN."""
+    return _env("RAG_MILVUS_TOKEN")
 
 
 def embed_model(name: str | None = None) -> str:
@@ -66,6 +80,14 @@ def embed_model(name: str | None = None) -> str:
 
 def embed_threads(value: int | None = None) -> int:
     return int(value or _env("RAG_EMBED_THREADS") or 1)
+
+
+def embed_reference(value: bool | None = None) -> bool:
+    """$RAG_EMBED_REFERENCE=1: the USE embedder runs the package's own numpy forward,
+    text by text, instead of the fast path (rag/embedders/use_fast.py); for comparisons."""
+    if value is not None:
+        return bool(value)
+    return (_env("RAG_EMBED_REFERENCE") or "0").strip().lower() not in ("0", "false", "no", "off")
 
 
 def openai_configured() -> bool:

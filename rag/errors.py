@@ -61,12 +61,13 @@ class IndexNotFoundError(IndexError_, FileNotFoundError):
 
 
 class IndexCorruptError(IndexError_):
-    def __init__(self, path: str, reason: str):
+    """``reason`` names the damaged file; ``fix`` says what repairs it (default: a rebuild)."""
+
+    def __init__(self, path: str, reason: str, fix: str | None = None):
         self.path = str(path)
-        super().__init__(
-            f"index at {self.path} is unreadable ({reason}): rebuild it with "
-            f"`rag ingest DOCS_DIR --index {self.path} --rebuild`"
-        )
+        self.reason = reason
+        self.fix = fix or f"rebuild it with `rag ingest DOCS_DIR --index {self.path} --rebuild`"
+        super().__init__(f"index at {self.path} is unreadable ({reason}): {self.fix}")
 
 
 class EmbedderMismatchError(IndexError_):
@@ -79,6 +80,15 @@ class EmbedderMismatchError(IndexError_):
             f"use --embed-model {index_model} (or leave it unset), or rebuild with "
             f"`rag ingest DOCS_DIR --index {self.path} --embed-model {requested_model} --rebuild`"
         )
+
+
+class StoreUnavailableError(IndexError_):
+    """The index engine (Milvus) cannot be reached, refused the credentials, or cannot be used."""
+
+    def __init__(self, location: str, reason: str):
+        self.path = str(location)
+        self.reason = reason
+        super().__init__(f"index at {self.path}: {reason}")
 
 
 class BackendNotFoundError(RagError, KeyError):
@@ -141,6 +151,7 @@ __all__ = [
     "ServerUnavailableError",
     "QuestionFileError",
     "exit_code",
+    "StoreUnavailableError",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",

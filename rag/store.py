@@ -130,7 +130,18 @@ class Index:
         return best
 
 
+def _milvus(path) -> bool:
+    """The index lives in Milvus (rag/milvus_store.py), not in a folder."""
+    from .milvus_store import is_milvus
+
+    return is_milvus(path)
+
+
 def read_current(path: Path) -> str | None:
+    if _milvus(path):
+        from . import milvus_store
+
+        return milvus_store.read_current(path)
     try:
         return (path / "CURRENT").read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
@@ -138,6 +149,10 @@ def read_current(path: Path) -> str | None:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
+    if _milvus(path):
+        from . import milvus_store
+
+        return milvus_store.read_manifest(path)
     path = Path(path)
     version = read_current(path)
     if version is None:
@@ -150,6 +165,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index:
     """Open the live version at ``path``; with ``embed_model``, refuse an index built with another one."""
+    if _milvus(path):
+        from . import milvus_store
+
+        return milvus_store.load_index(path, embed_model)
     import faiss
 
     from .lexical import LexicalIndex
@@ -192,6 +211,10 @@ _cache_lock = threading.Lock()
 
 def open_index(path: str | os.PathLike, embed_model: str | None = None) -> Index:
     """Like :func:`load_index`, cached per process until an ingest publishes a new version."""
+    if _milvus(path):
+        from . import milvus_store
+
+        return milvus_store.open_index(path, embed_model)
     path = Path(path)
     key = str(path.resolve())
     version = read_current(path)
@@ -259,6 +282,10 @@ class PreviousVersion:
 def read_previous(path: str | os.PathLike) -> PreviousVersion | None:
     """The live version at ``path`` for an incremental ingest to build on; None when
     there is no index yet."""
+    if _milvus(path):
+        from . import milvus_store
+
+        return milvus_store.read_previous(path)
     from .terms import TermIndex
 
     path = Path(path)

@@ -1,0 +1,794 @@
+"""The index on Milvus: a second implementation of the store (rag/store.py is FAISS).
+
+Where the index lives is one parameter: ``--index`` / ``RAG_INDEX_DIR`` / ``index=``
+take a folder (FAISS) or a Milvus URI:
+
+* ``milvus:///abs/path/file.db``  Milvus Lite, in this process (one process at a time);
+* ``milvus://HOST:PORT``          a Milvus server or cluster (token: ``RAG_MILVUS_TOKEN``);
+* either with ``#name`` for the collection set (default ``default``).
+
+One index is four collections, ``<name>_meta``, ``<name>_chunks``, ``<name>_windows``
+and ``<name>_terms``:
+
+* meta: one row with the settings (embedder, dimension, chunker, format) and one row
+  per file (hash, chunk count, pages, and ``gen``, the generation its chunks carry).
+  This is the manifest, in the engine, shared by every writer and reader.
+* chunks: one row per chunk (Chunk JSON, its corpus terms, its vector, its file's gen);
+* windows: one row per sentence window (vector, owning chunk id, gen);
+* terms: one row per distinct corpus term (its vector), for term expansion.
+
+Which ranker runs where (README, "Scale out"): the two dense rankers (chunk vectors,
+sentence windows) and the term-neighbour lookup of the expansion are nearest-neighbour
+searches in the engine. The two BM25 rankers (words + CJK bigrams, and the expanded
+corpus terms) are scored in the client over the chunk text the engine holds: the
+z-score fusion needs every candidate's score from every ranker (a candidate one
+ranker did not propose still gets that ranker's score), and the expansion scores a
+chunk by the *best* neighbour of each question term, which the engine's BM25 (a sum
+over query tokens, with its own tokenizers: Milvus Lite offers only ``standard`` and
+``jieba``) cannot express. This keeps hit@5/MRR@5 equal to FAISS.
+
+Visibility (many writers, many readers): a writer stores a file's new chunks under a
+fresh ``gen``, then switches the file's meta row to that gen (one upsert), then deletes
+the rows of the old gen. Readers only ever search and fetch ``gen in [live gens]``, so
+a file is wholly old or wholly new to them, and the rows of an ingest killed before
+its switch are invisible (and removed by a later ingest once they are an hour old).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundError, InputError, StoreUnavailableError
+from .types import Chunk
+
+SCHEME = "milvus:"
+FORMAT = "rag-milvus-1"
+DEFAULT_COLLECTION = "default"
+SETTINGS_KEY = "settings"
+FILE_PREFIX = "file:"
+MAX_TEXT = 65535  # VARCHAR limit (bytes)
+INSERT_BATCH = 512
+QUERY_PAGE = 8192
+# Rows of an ingest that died before its switch: removed by a later ingest once they
+# are this old (a younger orphan may be a concurrent ingest still writing).
+ORPHAN_AGE_S = 3600
+# Chunk and window vectors fetched for candidate scoring, kept per reader.
+VECTOR_CACHE = 20_000
+# Expansion neighbours asked of the engine per question term: more than the
+# EXPANSION_NEIGHBORS kept, because terms of deleted chunks stay in the terms
+# collection (harmless: they are not in a reader's vocabulary, so they are skipped).
+TERM_OVERFETCH = 3
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$")
+
+
+# --------------------------------------------------------------------------- location
+
+
+@dataclass(frozen=True)
+class MilvusURI:
+    """A parsed ``milvus://`` index location. Quacks enough like a Path for callers
+    that only print it, resolve it or put files beside it (``parent``)."""
+
+    target: str  # absolute .db path (Milvus Lite) or host:port
+    collection: str = DEFAULT_COLLECTION
+
+    @property
+    def is_lite(self) -> bool:
+        return self.target.startswith("/")
+
+    @property
+    def client_uri(self) -> str:
+        return self.target if self.is_lite else f"http://{self.target}"
+
+    def __str__(self) -> str:
+        prefix = "milvus://" + self.target
+        return prefix if self.collection == DEFAULT_COLLECTION else f"{prefix}#{self.collection}"
+
+    def __fspath__(self) -> str:  # Path(uri) keeps enough of it for parse() to recover it
+        return str(self)
+
+    # Path-like no-ops: the location is already absolute and canonical.
+    def expanduser(self) -> "MilvusURI":
+        return self
+
+    def absolute(self) -> "MilvusURI":
+        return self
+
+    def resolve(self) -> "MilvusURI":
+        return self
+
+    @property
+    def parent(self) -> Path:
+        """Where files that live beside an index go (feedback, API keys)."""
+        return Path(self.target).parent if self.is_lite else Path(".rag")
+
+    @property
+    def name(self) -> str:
+        return self.collection
+
+    def exists(self) -> bool:
+        return True
+
+    def mkdir(self, *args, **kwargs) -> None:
+        pass
+
+
+def is_milvus(location) -> bool:
+    return isinstance(location, MilvusURI) or str(location).startswith(SCHEME)
+
+
+def parse(location) -> MilvusURI:
+    """``milvus:///abs/file.db[#name]`` or ``milvus://host:port[#name]``; also the forms a
+    Path makes of them (``milvus:/abs/file.db``, ``milvus:/host:port``)."""
+    if isinstance(location, MilvusURI):
+        return location
+    text = str(location)
+    if not text.startswith(SCHEME):
+        raise InputError(f"'{text}' is not a Milvus URI: use milvus:///abs/path/file.db or milvus://host:port")
+    rest, _, collection = text[len(SCHEME):].partition("#")
+    collection = collection or DEFAULT_COLLECTION
+    if not _NAME.match(collection):
+        raise InputError(f"collection name '{collection}' in {text}: use letters, digits and _ "
+                         f"(starting with a letter or _)")
+    body = rest.lstrip("/")
+    if _HOST_PORT.match(body) and not body.endswith(".db"):
+        return MilvusURI(body, collection)
+    if rest.startswith("///") or (rest.startswith("/") and not rest.startswith("//")):
+        path = "/" + body
+        if not path.endswith(".db"):
+            raise InputError(f"Milvus Lite file '{path}' in {text}: the name must end in .db "
+                             f"(milvus:///abs/path/file.db)")
+        return MilvusURI(str(Path(path)), collection)
+    raise InputError(f"cannot read Milvus URI {text}: use milvus:///abs/path/file.db (Milvus Lite, absolute "
+                     f"path) or milvus://host:port, optionally with #collection")
+
+
+# --------------------------------------------------------------------------- connection
+
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _token() -> str:
+    from . import config
+
+    return config.milvus_token() or ""
+
+
+def client(uri: MilvusURI):
+    """One MilvusClient per engine and token in this process (Milvus Lite allows one
+    process per file, and a server connection is worth reusing)."""
+    token = "" if uri.is_lite else _token()
+    key = (uri.client_uri, token)
+    with _clients_lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = _connect(uri, token)
+        return found
+
+
+def _connect(uri: MilvusURI, token: str):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreUnavailableError(str(uri), "pymilvus is not installed: pip install 'rag-docs[milvus]'") from None
+    import logging
+
+    # pymilvus logs every failed call and some harmless fallbacks at WARNING; the
+    # failures reach the user as one line each (StoreUnavailableError)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    if uri.is_lite:
+        Path(uri.target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        found = MilvusClient(uri=uri.client_uri, token=token, timeout=10)
+        found.list_collections()  # a wrong token fails here on a server with auth
+        return found
+    except Exception as exc:
+        raise _unavailable(uri, exc) from None
+
+
+def _unavailable(uri: MilvusURI, exc: BaseException) -> StoreUnavailableError:
+    message = str(getattr(exc, "message", "") or exc)
+    lowered = message.lower()
+    if uri.is_lite and ("lock" in lowered or "milvuslite server" in lowered or "fail connecting" in lowered):
+        return StoreUnavailableError(str(uri), "the Milvus Lite file is open in another process (Milvus Lite "
+                                               "serves one process): stop it, or run a Milvus server and use "
+                                               "milvus://host:port")
+    if any(word in lowered for word in ("auth", "token", "credential", "password", "permission", "denied")):
+        return StoreUnavailableError(str(uri), "the engine refused the token: set RAG_MILVUS_TOKEN to "
+                                               "user:password or an API key valid on that server")
+    if any(word in lowered for word in ("fail connecting", "unavailable", "connect", "deadline", "timeout")):
+        return StoreUnavailableError(str(uri), f"cannot reach the Milvus engine at {uri.target}: start it or "
+                                               f"check host and port")
+    return StoreUnavailableError(str(uri), message.splitlines()[0][:200] if message else type(exc).__name__)
+
+
+def _call(uri: MilvusURI, fn, *args, **kwargs):
+    """An engine call whose failure becomes one line (StoreUnavailableError, exit 3)."""
+    try:
+        return fn(*args, **kwargs)
+    except (InputError, IndexNotFoundError, EmbedderMismatchError, StoreUnavailableError):
+        raise
+    except Exception as exc:
+        raise _unavailable(uri, exc) from None
+
+
+def names(uri: MilvusURI) -> dict[str, str]:
+    return {part: f"{uri.collection}_{part}" for part in ("meta", "chunks", "windows", "terms")}
+
+
+# --------------------------------------------------------------------------- schemas
+
+def _create_collections(uri: MilvusURI, dim: int, index_type: str) -> None:
+    from pymilvus import DataType
+
+    c = client(uri)
+    n = names(uri)
+
+    def make(name, fields, vector_dim, extra_index=()):
+        if _call(uri, c.has_collection, name):
+            return
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        for field_name, dtype, kw in fields:
+            schema.add_field(field_name, dtype, **kw)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=vector_dim)
+        params = c.prepare_index_params()
+        params.add_index("vector", **_vector_index(index_type))
+        for scalar in extra_index:
+            params.add_index(scalar, index_type="INVERTED")
+        _call(uri, c.create_collection, name, schema=schema, index_params=params, consistency_level="Strong")
+
+    make(n["meta"], [("key", DataType.VARCHAR, dict(is_primary=True, max_length=MAX_TEXT)),
+                     ("gen", DataType.INT64, {}),
+                     ("value", DataType.VARCHAR, dict(max_length=MAX_TEXT))], 2)
+    make(n["chunks"], [("id", DataType.INT64, dict(is_primary=True)),
+                       ("gen", DataType.INT64, {}),
+                       ("ord", DataType.INT64, {}),
+                       ("chunk", DataType.VARCHAR, dict(max_length=MAX_TEXT)),
+                       ("terms", DataType.VARCHAR, dict(max_length=MAX_TEXT))], dim, ("gen",))
+    make(n["windows"], [("id", DataType.INT64, dict(is_primary=True)),
+                        ("gen", DataType.INT64, {}),
+                        ("owner", DataType.INT64, {}),
+                        ("ord", DataType.INT64, {})], dim, ("gen", "owner"))
+    make(n["terms"], [("term", DataType.VARCHAR, dict(is_primary=True, max_length=1024))], dim)
+
+
+def _vector_index(index_type: str) -> dict:
+    """FLAT (exact) up to rag.vectors.HNSW_AUTO_THRESHOLD chunks, the same HNSW settings as
+    FAISS above: the engine's recall/latency then matches what bench/scaling.py measured."""
+    from .vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    if index_type == "hnsw":
+        return dict(index_type="HNSW", metric_type="IP", params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
+    return dict(index_type="FLAT", metric_type="IP")
+
+
+def _search_params() -> dict:
+    from .vectors import HNSW_EF_SEARCH
+
+    return {"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH}}
+
+
+# --------------------------------------------------------------------------- reading meta
+
+
+def _query_all(uri: MilvusURI, collection: str, filter: str, fields: list[str]) -> list[dict]:
+    """Every row matching ``filter`` (paged: the engine caps one query's result)."""
+    c = client(uri)
+    out: list[dict] = []
+    try:
+        iterator = c.query_iterator(collection, batch_size=QUERY_PAGE, filter=filter, output_fields=fields)
+    except Exception as exc:
+        raise _unavailable(uri, exc) from None
+    try:
+        while True:
+            page = _call(uri, iterator.next)
+            if not page:
+                break
+            out.extend(page)
+    finally:
+        try:
+            iterator.close()
+        except Exception:
+            pass
+    return out
+
+
+def read_meta(uri: MilvusURI) -> tuple[dict | None, dict[str, tuple[int, dict]]]:
+    """(settings row or None, {file path: (gen, file meta)})."""
+    c = client(uri)
+    meta = names(uri)["meta"]
+    if not _call(uri, c.has_collection, meta):
+        return None, {}
+    rows = _query_all(uri, meta, 'key != ""', ["key", "gen", "value"])
+    settings, files = None, {}
+    for row in rows:
+        value = json.loads(row["value"])
+        if row["key"] == SETTINGS_KEY:
+            settings = value
+        elif row["key"].startswith(FILE_PREFIX):
+            files[row["key"][len(FILE_PREFIX):]] = (int(row["gen"]), value)
+    return settings, files
+
+
+def _version(settings: dict | None, files: dict[str, tuple[int, dict]]) -> str | None:
+    if settings is None:
+        return None
+    digest = hashlib.sha256(json.dumps([settings.get("embedder"), settings.get("chunker"),
+                                        sorted((p, g) for p, (g, _) in files.items())]).encode())
+    return "m-" + digest.hexdigest()[:16]
+
+
+def _manifest(settings: dict, files: dict[str, tuple[int, dict]]) -> dict[str, Any]:
+    return {
+        "format_version": settings.get("format"),
+        "embedder": settings["embedder"],
+        "chunker": settings["chunker"],
+        "created_at": settings.get("created_at"),
+        "updated_at": settings.get("updated_at"),
+        "index_type": "milvus-" + settings.get("index_type", "flat"),
+        "store": "milvus",
+        "n_chunks": sum(int(meta.get("chunks", 0)) for _, meta in files.values()),
+        "files": {path: meta for path, (_, meta) in sorted(files.items())},
+    }
+
+
+def read_current(uri) -> str | None:
+    uri = parse(uri)
+    settings, files = read_meta(uri)
+    return _version(settings, files)
+
+
+def read_manifest(uri) -> dict[str, Any]:
+    uri = parse(uri)
+    settings, files = read_meta(uri)
+    if settings is None:
+        raise IndexNotFoundError(str(uri))
+    return _manifest(settings, files)
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+class _Vectors:
+    """``index.vectors[rows]`` fetched from the engine (for MMR)."""
+
+    def __init__(self, index: "MilvusIndex"):
+        self.index = index
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.index._chunk_vectors(np.atleast_1d(np.asarray(rows, dtype=np.int64)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.index), self.index.dim)
+
+
+class MilvusIndex:
+    """A snapshot of the live files of a Milvus index, with the read interface of
+    :class:`rag.store.Index` (what rag.retrieval.search uses).
+
+    Rows are positions in ``chunks`` (files sorted by path, chunks in file order). The
+    chunk text and terms are held here for the client-side BM25 rankers; vectors stay
+    in the engine and are fetched for the candidates of each question.
+    """
+
+    def __init__(self, uri: MilvusURI, version: str, settings: dict, files: dict[str, tuple[int, dict]],
+                 chunks: list[Chunk], ids: np.ndarray, chunk_terms: list[list[str]]):
+        from .lexical import LexicalIndex
+
+        self.uri = uri
+        self.path = uri
+        self.version = version
+        self.settings = settings
+        self.manifest = _manifest(settings, files)
+        self.chunks = chunks
+        self.ids = ids
+        self.row_of = {int(i): r for r, i in enumerate(ids)}
+        self.gens = sorted({gen for gen, _ in files.values()})
+        self.dim = int(settings["dim"])
+        self.lexical = LexicalIndex.build([c.embedding_text() for c in chunks]) if chunks else None
+        self.terms = _terms_class().build_for(self, chunk_terms) if chunks else None
+        self.vectors = _Vectors(self)
+        self._has_windows = bool(int(settings["chunker"].get("window_chars") or 0))
+        self._vec_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._win_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    @property
+    def embed_model(self) -> str:
+        return self.manifest["embedder"]["name"]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def _filter(self) -> str:
+        return f"gen in {self.gens}"
+
+    def _ann(self, part: str, query_vector: np.ndarray, k: int, fields: list[str]) -> list[dict]:
+        if k <= 0 or not self.gens:
+            return []
+        hits = _call(self.uri, client(self.uri).search, names(self.uri)[part],
+                     data=[np.asarray(query_vector, dtype=np.float32).tolist()], anns_field="vector",
+                     limit=int(k), filter=self._filter(), output_fields=fields, search_params=_search_params())
+        return list(hits[0]) if hits else []
+
+    def search_dense(self, query_vector: np.ndarray, k: int) -> np.ndarray:
+        rows = [self.row_of.get(int(hit["id"])) for hit in self._ann("chunks", query_vector, min(k, len(self)), [])]
+        return np.asarray([r for r in rows if r is not None], dtype=np.int64)
+
+    def search_windows(self, query_vector: np.ndarray, k: int) -> np.ndarray:
+        if not self._has_windows:
+            return np.zeros(0, dtype=np.int64)
+        hits = self._ann("windows", query_vector, k, ["owner"])
+        rows = {self.row_of.get(int(hit["entity"]["owner"])) for hit in hits}
+        return np.asarray(sorted(r for r in rows if r is not None), dtype=np.int64)
+
+    def _chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
+        ids = [int(self.ids[r]) for r in rows]
+        with self._cache_lock:
+            missing = [i for i in dict.fromkeys(ids) if i not in self._vec_cache]
+        if missing:
+            found = _call(self.uri, client(self.uri).query, names(self.uri)["chunks"],
+                          filter=f"id in {missing}", output_fields=["id", "vector"])
+            with self._cache_lock:
+                for row in found:
+                    self._remember(self._vec_cache, int(row["id"]), np.asarray(row["vector"], dtype=np.float32))
+        with self._cache_lock:
+            # a chunk deleted by a concurrent switch after this snapshot was taken: scores 0
+            return np.stack([self._vec_cache.get(i, np.zeros(self.dim, np.float32)) for i in ids]) if ids \
+                else np.zeros((0, self.dim), np.float32)
+
+    def _windows_of(self, rows: np.ndarray) -> list[np.ndarray]:
+        ids = [int(self.ids[r]) for r in rows]
+        with self._cache_lock:
+            missing = [i for i in dict.fromkeys(ids) if i not in self._win_cache]
+        if missing:
+            found = _call(self.uri, client(self.uri).query, names(self.uri)["windows"],
+                          filter=f"owner in {missing}", output_fields=["owner", "ord", "vector"])
+            grouped: dict[int, list] = {i: [] for i in missing}
+            for row in found:
+                grouped.setdefault(int(row["owner"]), []).append((int(row["ord"]), row["vector"]))
+            with self._cache_lock:
+                for owner, items in grouped.items():
+                    items.sort(key=lambda item: item[0])
+                    block = (np.asarray([v for _, v in items], dtype=np.float32) if items
+                             else np.zeros((0, self.dim), np.float32))
+                    self._remember(self._win_cache, owner, block)
+        with self._cache_lock:
+            return [self._win_cache.get(i, np.zeros((0, self.dim), np.float32)) for i in ids]
+
+    @staticmethod
+    def _remember(cache: OrderedDict, key: int, value: np.ndarray) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > VECTOR_CACHE:
+            cache.popitem(last=False)
+
+    def dense_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._chunk_vectors(rows) @ np.asarray(query_vector, dtype=np.float32)
+
+    def window_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        best = self.dense_scores(query_vector, rows)
+        if not self._has_windows or not len(rows):
+            return best
+        for i, block in enumerate(self._windows_of(rows)):
+            if len(block):
+                best[i] = float(np.max(block @ query_vector))
+        return best
+
+    def best_window(self, query_vector: np.ndarray, row: int) -> int | None:
+        if not self._has_windows:
+            return None
+        block = self._windows_of(np.asarray([row]))[0]
+        return int(np.argmax(block @ query_vector)) if len(block) else None
+
+
+@__import__("functools").lru_cache(maxsize=1)
+def _terms_class():
+    from .terms import EXPANSION_MIN_SIMILARITY, EXPANSION_NEIGHBORS, TermIndex
+
+    class MilvusTermIndex(TermIndex):
+        """Term expansion with the term neighbours found by the engine; the BM25 over
+        each chunk's terms is the client's (see the module docstring)."""
+
+        @classmethod
+        def build_for(cls, index: MilvusIndex, chunk_terms: list[list[str]]) -> "MilvusTermIndex":
+            from .lexical import LexicalIndex
+
+            vocab = sorted({t for terms in chunk_terms for t in terms})
+            ids = {term: i + 1 for i, term in enumerate(vocab)}  # 0 is the empty token (as TermIndex.build)
+            lexical = LexicalIndex.from_token_ids([[ids[t] for t in terms] for terms in chunk_terms],
+                                                  {"": 0, **ids})
+            found = cls(vocab, np.zeros((len(vocab), 0), np.float32), lexical)
+            found.owner = index
+            found.token_of = ids
+            return found
+
+        def expansions(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
+            if not len(self.vocab) or not len(vectors):
+                return [[] for _ in range(len(vectors))]
+            uri = self.owner.uri
+            hits = _call(uri, client(uri).search, names(uri)["terms"],
+                         data=[np.asarray(v, dtype=np.float32).tolist() for v in vectors], anns_field="vector",
+                         limit=min(EXPANSION_NEIGHBORS * TERM_OVERFETCH, 16384), output_fields=["term"],
+                         search_params=_search_params())
+            out = []
+            for row in hits:
+                found = [(hit["entity"]["term"], float(hit["distance"])) for hit in row]
+                kept = [(self.token_of[term], sim) for term, sim in found if term in self.token_of]
+                kept = kept[:EXPANSION_NEIGHBORS]
+                out.append([(token, sim) for token, sim in kept if sim >= EXPANSION_MIN_SIMILARITY])
+            return out
+
+    return MilvusTermIndex
+
+
+def load_index(uri, embed_model: str | None = None, attempts: int = 5) -> MilvusIndex:
+    """A consistent snapshot of the live files: every chunk of every live gen, checked
+    against the meta's chunk counts (a switch between reading the meta and the chunks
+    shows as a short count: read again)."""
+    uri = parse(uri)
+    for _ in range(attempts):
+        settings, files = read_meta(uri)
+        if settings is None:
+            raise IndexNotFoundError(str(uri))
+        if settings.get("format") != FORMAT:
+            raise IndexCorruptError(str(uri), f"format {settings.get('format')}, expected {FORMAT}")
+        built_with = settings["embedder"]["name"]
+        if embed_model and embed_model != built_with:
+            raise EmbedderMismatchError(str(uri), built_with, embed_model)
+        gens = sorted({gen for gen, _ in files.values()})
+        rows = _query_all(uri, names(uri)["chunks"], f"gen in {gens}", ["id", "gen", "ord", "chunk", "terms"]) \
+            if gens else []
+        expected = {gen: int(meta["chunks"]) for gen, meta in files.values()}
+        counts: dict[int, int] = {}
+        for row in rows:
+            counts[int(row["gen"])] = counts.get(int(row["gen"]), 0) + 1
+        if counts == {g: n for g, n in expected.items() if n}:
+            break
+        time.sleep(0.2)
+    else:
+        raise IndexCorruptError(str(uri), "the chunk rows do not match the file table after several reads "
+                                          "(a writer crashed mid-switch?)")
+    path_of_gen = {gen: path for path, (gen, _) in files.items()}
+    rows.sort(key=lambda row: (path_of_gen[int(row["gen"])], int(row["ord"])))
+    chunks = [Chunk(**json.loads(row["chunk"])) for row in rows]
+    ids = np.asarray([int(row["id"]) for row in rows], dtype=np.int64)
+    chunk_terms = [json.loads(row["terms"]) for row in rows]
+    return MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids, chunk_terms)
+
+
+_cache: dict[str, MilvusIndex] = {}
+_cache_lock = threading.Lock()
+
+
+def open_index(uri, embed_model: str | None = None) -> MilvusIndex:
+    """Like :func:`load_index`, cached per process until a writer switches a file."""
+    uri = parse(uri)
+    version = read_current(uri)
+    if version is None:
+        raise IndexNotFoundError(str(uri))
+    key = str(uri)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is None or cached.version != version:
+        cached = load_index(uri)
+        with _cache_lock:
+            _cache[key] = cached
+    if embed_model and embed_model != cached.embed_model:
+        raise EmbedderMismatchError(str(uri), cached.embed_model, embed_model)
+    return cached
+
+
+def read_previous(uri):
+    """What an incremental ingest builds on: the file table and settings (no chunks or
+    vectors: unchanged files stay in the engine as they are), and the known terms (their
+    vectors too are in the engine: ``None`` here marks them as not to embed again)."""
+    from .store import PreviousVersion
+
+    uri = parse(uri)
+    settings, files = read_meta(uri)
+    if settings is None:
+        return None
+    dim = int(settings["dim"])
+    known = _query_all(uri, names(uri)["terms"], 'term != ""', ["term"])
+    return PreviousVersion(_version(settings, files), _manifest(settings, files), [],
+                           np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32),
+                           np.zeros(1, np.int64), {row["term"]: None for row in known})
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def new_gen() -> int:
+    """A generation: milliseconds since the epoch in the high bits (how old an orphan
+    is), 16 random bits below (two writers in the same millisecond)."""
+    return (int(time.time() * 1000) << 16) | secrets.randbits(16)
+
+
+def gen_age_s(gen: int) -> float:
+    return time.time() - (gen >> 16) / 1000.0
+
+
+def _row_id(gen: int, *parts) -> int:
+    digest = hashlib.blake2b(f"{gen}:{':'.join(map(str, parts))}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+class MilvusWriter:
+    """The writing side used by ingest: one file at a time, each switched atomically."""
+
+    def __init__(self, uri, embedder: dict, dim: int, chunker: dict, index_type: str = "auto",
+                 rebuild: bool = False):
+        self.uri = parse(uri)
+        self.embedder = embedder
+        self.dim = int(dim)
+        self.chunker = chunker
+        self.index_type = "hnsw" if index_type == "hnsw" else "flat"
+        self.rebuild = rebuild
+
+    def prepare(self) -> dict:
+        """Create the collections (or drop and create them for a rebuild) and check that an
+        existing index was built with this embedder, dimension and chunker. Nothing is
+        written before these checks pass."""
+        c = client(self.uri)
+        if self.rebuild:
+            for name in names(self.uri).values():
+                if _call(self.uri, c.has_collection, name):
+                    _call(self.uri, c.drop_collection, name)
+        settings, _ = read_meta(self.uri)
+        if settings is not None:
+            check_compatible(self.uri, settings, self.embedder["name"], self.dim, self.chunker)
+            return settings
+        existing = [n for n in names(self.uri).values() if _call(self.uri, c.has_collection, n)]
+        if existing and names(self.uri)["chunks"] in existing:
+            described = _call(self.uri, c.describe_collection, names(self.uri)["chunks"])
+            for field in described.get("fields", []):
+                if field.get("name") == "vector" and int(field["params"]["dim"]) != self.dim:
+                    raise EmbedderMismatchError(str(self.uri), f"(a {field['params']['dim']}-dimension embedder)",
+                                                f"{self.embedder['name']} ({self.dim} dimensions)")
+        _create_collections(self.uri, self.dim, self.index_type)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        settings = {"format": FORMAT, "embedder": self.embedder, "dim": self.dim, "chunker": self.chunker,
+                    "index_type": self.index_type, "created_at": now, "updated_at": now}
+        self._put_meta(SETTINGS_KEY, 0, settings)
+        return settings
+
+    def _put_meta(self, key: str, gen: int, value: dict) -> None:
+        text = json.dumps(value, ensure_ascii=False)
+        _call(self.uri, client(self.uri).upsert, names(self.uri)["meta"],
+              [{"key": key, "gen": int(gen), "value": text, "vector": [0.0, 0.0]}])
+
+    def _insert(self, part: str, rows: list[dict]) -> None:
+        for start in range(0, len(rows), INSERT_BATCH):
+            _call(self.uri, client(self.uri).insert, names(self.uri)[part], rows[start:start + INSERT_BATCH])
+
+    def add_terms(self, term_vectors: dict[str, np.ndarray]) -> int:
+        """Store the vectors of terms the engine does not have yet (idempotent: upsert)."""
+        rows = [{"term": t, "vector": np.asarray(v, dtype=np.float32).tolist()}
+                for t, v in term_vectors.items() if v is not None and len(t.encode()) <= 1024]
+        for start in range(0, len(rows), INSERT_BATCH):
+            _call(self.uri, client(self.uri).upsert, names(self.uri)["terms"], rows[start:start + INSERT_BATCH])
+        return len(rows)
+
+    def write_file(self, path: str, meta: dict, chunks: list[Chunk], vectors: np.ndarray,
+                   window_blocks: list[np.ndarray], chunk_terms: list[list[str]]) -> int:
+        """Stage the file's chunks under a new gen, switch its meta row to it, delete the
+        old gen's rows. Returns the new gen."""
+        gen = new_gen()
+        chunk_rows, window_rows = [], []
+        for ord_, (chunk, vector, windows, terms) in enumerate(zip(chunks, vectors, window_blocks, chunk_terms)):
+            chunk_id = _row_id(gen, ord_)
+            text = json.dumps(chunk.to_dict(), ensure_ascii=False)
+            terms_text = json.dumps(terms, ensure_ascii=False)
+            if len(text.encode()) > MAX_TEXT or len(terms_text.encode()) > MAX_TEXT:
+                raise InputError(f"{path}: a chunk of {len(text)} characters is over the engine's "
+                                 f"{MAX_TEXT}-byte field: ingest with a smaller --chunk-size")
+            chunk_rows.append({"id": chunk_id, "gen": gen, "ord": ord_, "chunk": text, "terms": terms_text,
+                               "vector": np.asarray(vector, dtype=np.float32).tolist()})
+            for j, window in enumerate(windows):
+                window_rows.append({"id": _row_id(gen, ord_, "w", j), "gen": gen, "owner": chunk_id, "ord": j,
+                                    "vector": np.asarray(window, dtype=np.float32).tolist()})
+        self._insert("chunks", chunk_rows)
+        self._insert("windows", window_rows)
+        old = self._current_gen(path)
+        self._put_meta(FILE_PREFIX + path, gen, dict(meta, chunks=len(chunks)))  # the switch
+        if old is not None and old != gen:
+            self._delete_gen(old)
+        return gen
+
+    def remove_file(self, path: str) -> None:
+        old = self._current_gen(path)
+        _call(self.uri, client(self.uri).delete, names(self.uri)["meta"],
+              filter=f"key == {json.dumps(FILE_PREFIX + path, ensure_ascii=False)}")
+        if old is not None:
+            self._delete_gen(old)
+
+    def _current_gen(self, path: str) -> int | None:
+        found = _call(self.uri, client(self.uri).query, names(self.uri)["meta"],
+                      filter=f"key == {json.dumps(FILE_PREFIX + path, ensure_ascii=False)}", output_fields=["gen"])
+        return int(found[0]["gen"]) if found else None
+
+    def _delete_gen(self, gen: int) -> None:
+        for part in ("windows", "chunks"):
+            _call(self.uri, client(self.uri).delete, names(self.uri)[part], filter=f"gen == {int(gen)}")
+
+    def touch(self) -> None:
+        settings, _ = read_meta(self.uri)
+        if settings is not None:
+            settings["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self._put_meta(SETTINGS_KEY, 0, settings)
+
+    def collect_garbage(self, min_age_s: float = ORPHAN_AGE_S) -> int:
+        """Delete chunk and window rows of gens no file points to and older than
+        ``min_age_s`` (left by an ingest that died before its switch)."""
+        _, files = read_meta(self.uri)
+        live = {gen for gen, _ in files.values()}
+        rows = _query_all(self.uri, names(self.uri)["chunks"], f"gen not in {sorted(live)}" if live else "gen >= 0",
+                          ["gen"])
+        orphans = sorted({int(r["gen"]) for r in rows if gen_age_s(int(r["gen"])) >= min_age_s})
+        for gen in orphans:
+            self._delete_gen(gen)
+        return len(orphans)
+
+
+def check_compatible(uri: MilvusURI, settings: dict, embed_model: str, dim: int, chunker: dict) -> None:
+    built_with = settings["embedder"]["name"]
+    if built_with != embed_model:
+        raise EmbedderMismatchError(str(uri), built_with, embed_model)
+    if int(settings["dim"]) != int(dim):
+        raise EmbedderMismatchError(str(uri), f"{built_with} ({settings['dim']} dimensions)",
+                                    f"{embed_model} ({dim} dimensions)")
+    if settings["chunker"] != chunker:
+        raise InputError(
+            f"index at {uri} was chunked with {_describe(settings['chunker'])}, not {_describe(chunker)}: "
+            f"ingest with the same --chunk-size/--chunk-overlap/--window-chars, or rebuild it with --rebuild "
+            f"(a shared collection keeps one chunking for every writer)")
+
+
+def _describe(chunker: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(chunker.items()))
+
+
+def release(uri) -> None:
+    """Drop this process's client (and the Milvus Lite server behind it), so that another
+    process can open the file."""
+    uri = parse(uri)
+    token = "" if uri.is_lite else _token()
+    with _clients_lock:
+        found = _clients.pop((uri.client_uri, token), None)
+    with _cache_lock:
+        _cache.pop(str(uri), None)
+    if found is not None:
+        try:
+            found.close()
+        except Exception:
+            pass
+    if uri.is_lite:
+        try:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri.target)
+        except Exception:
+            pass
+
+
+def iter_files(uri) -> Iterable[str]:
+    _, files = read_meta(parse(uri))
+    return sorted(files)
