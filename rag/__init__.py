@@ -25,7 +25,7 @@ from .errors import (
 )
 from .types import Answer, Chunk, Source
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 
 from .qa import QA, ask, retrieve  # noqa: E402  (the pipeline and its two convenience functions)

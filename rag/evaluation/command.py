@@ -13,9 +13,7 @@ from pathlib import Path
 
 import click
 
-from rag import config
 from rag.cli_options import RagCommand, answer_options, pop_settings
-from rag.settings import RetrievalSettings
 from rag.errors import EXIT_PARTIAL
 
 
@@ -43,7 +41,8 @@ def eval_command(questions, index, generator, model, out, compare, concurrency, 
     Writes results.jsonl/.csv, summary.json, report.md and report.html to the run folder.
     """
     from .report import comparison_text, console_table
-    from .runner import default_run_dir, evaluate
+    from .runner import evaluate
+    from .runs import default_run_dir
 
     retrieval, generation = pop_settings(settings)
     if limit is not None and limit < 1:
@@ -60,13 +59,10 @@ def eval_command(questions, index, generator, model, out, compare, concurrency, 
                 click.echo(f"  line {problem.line}: {problem.reason}", err=True)
             if len(qset.problems) > 20:
                 click.echo(f"  ... and {len(qset.problems) - 20} more (see summary.json)", err=True)
-        retrieval_options = {name: value for name, value in retrieval.to_dict().items()
-                             if name not in ("k", "min_score") and value != RetrievalSettings.defaults()[name]}
         result = evaluate(
-            qset, index, retrieval.k, generator=generator, model=model, temperature=generation.temperature,
-            top_p=generation.top_p, max_tokens=generation.max_tokens, min_score=retrieval.min_score, out=run_dir, compare=compare, concurrency=concurrency,
-            strict=strict, progress=not (quiet or as_json), judge=judge, judge_model=judge_model, fresh=fresh,
-            limit=limit, **retrieval_options,
+            qset, index, retrieval=retrieval, generation=generation, generator=generator, model=model,
+            out=run_dir, compare=compare, concurrency=concurrency, strict=strict, progress=not (quiet or as_json),
+            judge=judge, judge_model=judge_model, fresh=fresh, limit=limit,
         )
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the answers so far are saved in {run_dir}; run the same command with "

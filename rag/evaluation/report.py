@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import metrics as M
+from .runs import REPORT_HTML, REPORT_MD, load_run
 
 TIMING_PREFIX = "latency."
 # Per-question verdicts whose flips a comparison lists.
@@ -110,8 +111,6 @@ def console_table(result) -> str:
 
 def compare_runs(summary: dict, rows: list[dict], other_dir: Path) -> dict:
     """Per-metric deltas and per-question flips of this run against the run in ``other_dir``."""
-    from .runner import load_run
-
     other_summary, other_rows = load_run(other_dir)
     before = M.flatten(other_summary.get("metrics", {}))
     after = M.flatten(summary.get("metrics", {}))
@@ -605,8 +604,6 @@ def _comparison_section(doc: Doc, comparison: dict) -> None:
 
 def write_reports(result) -> dict[str, Path]:
     """report.md, report.html and plots/*.png in the run folder."""
-    from .runner import REPORT_HTML, REPORT_MD
-
     run_dir: Path = result.run_dir
     plots: dict[str, tuple[str, bytes]] = {}
     for name, title, make in PLOTS:

@@ -1,17 +1,13 @@
-"""Run a question set through ``rag.ask`` and score every answer.
+"""Run a question set through one :class:`rag.qa.QA` pipeline and score every answer.
 
-A run folder (default ``./.rag/eval/<timestamp>``) holds::
+The run folder and its files are described in :mod:`.runs`. Running again with the
+same folder skips the questions already answered with the same settings (a killed
+run loses at most the questions in flight). Different settings are refused with a
+message, unless ``fresh=True`` starts over.
 
-    run.json        the settings the results were made with (checked when resuming)
-    results.jsonl   one row per question, appended as each finishes (the resume log)
-    results.csv     the same rows, flat, for spreadsheets
-    summary.json    settings, index manifest summary, rag version, metrics, comparison
-    report.md       the report
-    report.html     the report with its plots, one self-contained file
-
-Running again with the same folder skips the questions already answered with the
-same settings (a killed run loses at most the questions in flight). Different
-settings are refused with a message, unless ``fresh=True`` starts over.
+    from rag.evaluation.runner import evaluate
+    evaluate("questions.jsonl", index=".rag/index", generator="extractive",
+             retrieval=RetrievalSettings(k=8), generation={"temperature": 0.0})
 """
 
 from __future__ import annotations
@@ -36,24 +32,29 @@ from rag.errors import (
     ModelLoadError,
     ServerUnavailableError,
 )
+from rag.settings import GenerationSettings, RetrievalSettings, merge, split_options
 
 from . import metrics as M
-from .questions import Question, RowProblem, file_digest, load_questions
+from .questions import Question, QuestionSet, RowProblem, file_digest, load_questions
+from .runs import (
+    COMPARE_JSON,
+    FINGERPRINT_KEYS,
+    REPORT_HTML,
+    REPORT_MD,
+    RESULTS_CSV,
+    RESULTS_JSONL,
+    SUMMARY_JSON,
+    default_run_dir,
+    jsonl,
+    load_run,
+    prepare_run_dir,
+    write_atomic,
+    write_csv,
+    write_json,
+)
 
-RUN_FILE = "run.json"
-RESULTS_JSONL = "results.jsonl"
-RESULTS_CSV = "results.csv"
-SUMMARY_JSON = "summary.json"
-COMPARE_JSON = "compare.json"
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
-OUTPUT_FILES = (RUN_FILE, RESULTS_JSONL, RESULTS_CSV, SUMMARY_JSON, COMPARE_JSON, REPORT_MD, REPORT_HTML)
-DEFAULT_EVAL_DIR = Path(".rag") / "eval"
 # Errors that no other question would escape: stop the run (what is done stays saved).
 FATAL = (ConfigurationError, ServerUnavailableError, IndexError_, ModelLoadError, KeyboardInterrupt)
-# Settings that change results: a resumed run must have the same ones.
-FINGERPRINT_KEYS = ("index", "index_version", "embed_model", "generator", "model", "temperature", "top_p",
-                    "max_tokens", "k", "min_score", "retrieval", "judge", "judge_model")
 
 
 @dataclass
@@ -271,85 +272,6 @@ def question_row(q: Question) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- the run folder
-
-
-def _read_rows(path: Path) -> list[dict]:
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return rows
-    except (OSError, UnicodeDecodeError):
-        return rows
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the line being written when the run was killed
-        if isinstance(row, dict) and "id" in row:
-            rows.append(row)
-    return rows
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-
-
-def default_run_dir(base: Path | None = None) -> Path:
-    base = Path(base) if base else DEFAULT_EVAL_DIR
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = base / stamp, 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{stamp}-{n}"
-    return candidate
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    out = []
-    for key in FINGERPRINT_KEYS:
-        if old.get(key) != new.get(key):
-            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
-    return out
-
-
-def prepare_run_dir(run_dir: Path, fingerprint: dict, fresh: bool) -> list[dict]:
-    """Create the run folder, or reopen it: the rows already there, if the settings match."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_file, results = run_dir / RUN_FILE, run_dir / RESULTS_JSONL
-    if fresh:
-        for name in OUTPUT_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-    if run_file.exists():
-        try:
-            previous = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint", {})
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if previous is None:
-            raise InputError(f"{run_file} is unreadable: choose another --out, or add --fresh to start over there")
-        changed = _differences(previous, fingerprint)
-        if changed:
-            raise InputError(
-                f"{run_dir} holds results made with other settings ({'; '.join(changed)}): choose another --out, "
-                f"or add --fresh to discard them and start over")
-        return _read_rows(results)
-    if results.exists():
-        raise InputError(f"{results} exists but {RUN_FILE} does not, so its settings are unknown: choose another "
-                         f"--out, or add --fresh to discard it")
-    _write_atomic(run_file, json.dumps({"fingerprint": fingerprint, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                                       ensure_ascii=False, indent=2))
-    return []
-
-
 def manifest_summary(index_path: Path, opened) -> dict[str, Any]:
     from rag.store import read_manifest
 
@@ -375,14 +297,11 @@ def manifest_summary(index_path: Path, opened) -> dict[str, Any]:
 def evaluate(
     questions: Any,
     index: str | os.PathLike | None = None,
-    k: int = 5,
     *,
+    retrieval: RetrievalSettings | dict | None = None,
+    generation: GenerationSettings | dict | None = None,
     generator: str | None = None,
     model: str | None = None,
-    temperature: float = 0.2,
-    top_p: float = 0.9,
-    max_tokens: int = 512,
-    min_score: float | None = None,
     out: str | os.PathLike | None = None,
     compare: str | os.PathLike | None = None,
     concurrency: int = 1,
@@ -394,88 +313,158 @@ def evaluate(
     limit: int | None = None,
     report: bool = True,
     on_result: Callable[[dict], None] | None = None,
-    **retrieval_options: Any,
+    **options: Any,
 ) -> EvalResult:
-    """Answer every question of ``questions`` (a file path or a list of dicts) and score the answers.
+    """Answer every question of ``questions`` (a file path, a list of dicts or a loaded
+    question set) and score the answers.
 
+    ``retrieval`` / ``generation`` are :class:`~rag.settings.RetrievalSettings` /
+    :class:`~rag.settings.GenerationSettings` (or dicts of their fields); keyword
+    ``options`` are fields of either (``k=3``, ``temperature=0``, ``mmr=True``...) and
+    win over them. A misspelled option is an InputError before anything loads.
     ``out`` is the run folder (default ``./.rag/eval/<timestamp>``); a rerun with the same
     folder and settings only asks what is missing. ``compare`` is the folder of an earlier
     run to diff against. ``judge=True`` adds an LLM judge (an OpenAI-compatible endpoint
     from OPENAI_BASE_URL / OPENAI_API_KEY); an object with a ``grade`` method works too.
-    Other keyword arguments are retrieval settings (``candidates``, ``mmr``, ``reranker``...).
     """
-    from rag import __version__
-    from rag.generators import get_generator
-    from rag.settings import GenerationSettings, RetrievalSettings, check_names
-    from rag.store import open_index
+    retrieval_options, generation_options = split_options(options)
+    retrieval = merge(merge(RetrievalSettings(), retrieval), retrieval_options or None)
+    generation = merge(merge(GenerationSettings(), generation), generation_options or None)
+    run = EvalRun(questions, index, retrieval, generation, generator=generator, model=model, out=out,
+                  compare=compare, concurrency=concurrency, strict=strict, judge=judge, judge_model=judge_model,
+                  limit=limit)
+    run.open(fresh)
+    run.answer_all(progress=progress, on_result=on_result)
+    return run.finish(report=report)
 
-    if int(concurrency) < 1:
-        raise InputError(f"concurrency={concurrency}: use 1 or more parallel questions")
-    GenerationSettings(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-    check_names(RetrievalSettings, retrieval_options)
-    RetrievalSettings(k=k, **retrieval_options)
-    qset = load_questions(questions, strict=strict)
-    if compare:
-        load_run(compare)  # a bad --compare folder fails now, not after the whole run
-    todo_questions = qset.questions[: int(limit)] if limit else qset.questions
-    index_path = config.index_dir(index)
-    opened = open_index(index_path)
-    gen = get_generator(generator, model)
-    threshold = config.min_score(min_score)
 
-    grader = None
-    if judge:
-        grader = judge if hasattr(judge, "grade") else LLMJudge(judge_model)
-    settings = {
-        "questions": qset.path or "(in memory)", "questions_sha256": file_digest(qset.path),
-        "questions_format": qset.format,
-        "index": str(index_path.resolve()), "index_version": opened.version, "embed_model": opened.embed_model,
-        "generator": gen.name, "model": gen.model, "temperature": float(temperature), "top_p": float(top_p),
-        "max_tokens": int(max_tokens), "k": int(k), "min_score": float(threshold),
-        "retrieval": dict(sorted(retrieval_options.items())),
-        "judge": bool(grader), "judge_model": getattr(grader, "model", None) if grader else None,
-        "concurrency": int(concurrency), "limit": limit,
-    }
-    fingerprint = {key: settings[key] for key in FINGERPRINT_KEYS}
-    run_dir = Path(out).expanduser() if out else default_run_dir()
-    previous = prepare_run_dir(run_dir, fingerprint, fresh)
+class EvalRun:
+    """One evaluation: the question set, one QA pipeline every question goes through,
+    the scorer and the run folder.
 
-    wanted = {q.id: q for q in todo_questions}
-    done: dict[str, dict] = {}
-    for row in previous:
-        q = wanted.get(row.get("id"))
-        if q is not None and row.get("key") == q.key and not row.get("error"):
-            done[q.id] = row
-    # Rewrite the log with only the reusable rows (drops a half-written last line).
-    _write_atomic(run_dir / RESULTS_JSONL, _jsonl([done[q.id] for q in todo_questions if q.id in done]))
-    todo = [q for q in todo_questions if q.id not in done]
+    Steps: :meth:`open` (reopen or create the run folder, find what is left to ask),
+    :meth:`answer_all` (ask and score, appending each row to the log as it finishes),
+    :meth:`finish` (metrics, summary, comparison, CSV and reports).
+    """
 
-    scorer = Scorer(opened, int(k), grader) if todo else None
-    if todo:  # the first question's latency should not include loading (embedder, BM25, caches)
-        from rag.retrieval import RetrievalSettings, search
+    def __init__(self, questions: Any, index: str | os.PathLike | None, retrieval: RetrievalSettings,
+                 generation: GenerationSettings, *, generator: str | None = None, model: str | None = None,
+                 out: str | os.PathLike | None = None, compare: str | os.PathLike | None = None,
+                 concurrency: int = 1, strict: bool = False, judge: Any = False, judge_model: str | None = None,
+                 limit: int | None = None):
+        from rag.qa import QA
 
-        search(opened, todo[0].question, RetrievalSettings(k=int(k), **retrieval_options))
-    write_lock = threading.Lock()
-    log = open(run_dir / RESULTS_JSONL, "a", encoding="utf-8")
+        if int(concurrency) < 1:
+            raise InputError(f"concurrency={concurrency}: use 1 or more parallel questions")
+        self.retrieval = retrieval
+        self.generation = generation
+        self.k = retrieval.k
+        self.concurrency = int(concurrency)
+        self.limit = limit
+        self.qset: QuestionSet = load_questions(questions, strict=strict)
+        self.compare = Path(compare).expanduser() if compare else None
+        if self.compare:
+            load_run(self.compare)  # a bad --compare folder fails now, not after the whole run
+        self.questions: list[Question] = self.qset.questions[: int(limit)] if limit else self.qset.questions
+        self.qa = QA(index, generator, model, retrieval=retrieval, generation=generation)
+        self.index_path = self.qa.index_path
+        self.opened = self.qa.index
+        self.generator = self.qa.generator
+        self.threshold = config.min_score(retrieval.min_score)
+        self.grader = (judge if hasattr(judge, "grade") else LLMJudge(judge_model)) if judge else None
+        self.settings = self._describe_settings()
+        self.run_dir = Path(out).expanduser() if out else default_run_dir()
+        self.done: dict[str, dict] = {}  # rows reused from an earlier, interrupted run
+        self.new_rows: dict[str, dict] = {}
+        self.todo: list[Question] = []
 
-    def run_one(q: Question) -> dict[str, Any]:
-        from rag.qa import ask
-        from rag.retrieval import RetrievalSettings, search
+    def _describe_settings(self) -> dict[str, Any]:
+        defaults = RetrievalSettings.defaults()
+        # Only the retrieval knobs changed from their defaults, so that a run folder made
+        # before a new knob existed still resumes.
+        changed = {name: value for name, value in sorted(self.retrieval.to_dict().items())
+                   if name not in ("k", "min_score") and value != defaults[name]}
+        return {
+            "questions": self.qset.path or "(in memory)", "questions_sha256": file_digest(self.qset.path),
+            "questions_format": self.qset.format,
+            "index": str(self.index_path.resolve()), "index_version": self.opened.version,
+            "embed_model": self.opened.embed_model,
+            "generator": self.generator.name, "model": self.generator.model,
+            "temperature": self.generation.temperature, "top_p": self.generation.top_p,
+            "max_tokens": self.generation.max_tokens, "stop": list(self.generation.stop) or None,
+            "k": self.k, "min_score": float(self.threshold), "retrieval": changed,
+            "judge": bool(self.grader), "judge_model": getattr(self.grader, "model", None) if self.grader else None,
+            "concurrency": self.concurrency, "limit": self.limit,
+        }
 
+    def open(self, fresh: bool = False) -> None:
+        """Create or reopen the run folder; keep the earlier rows that still apply."""
+        fingerprint = {key: self.settings[key] for key in FINGERPRINT_KEYS}
+        previous = prepare_run_dir(self.run_dir, fingerprint, fresh)
+        wanted = {q.id: q for q in self.questions}
+        for row in previous:
+            q = wanted.get(row.get("id"))
+            if q is not None and row.get("key") == q.key and not row.get("error"):
+                self.done[q.id] = row
+        # Rewrite the log with only the reusable rows (drops a half-written last line).
+        write_atomic(self.run_dir / RESULTS_JSONL, jsonl([self.done[q.id] for q in self.questions if q.id in self.done]))
+        self.todo = [q for q in self.questions if q.id not in self.done]
+
+    def answer_all(self, progress: bool = True, on_result: Callable[[dict], None] | None = None) -> None:
+        """Ask and score every question left, ``concurrency`` at a time; each row is
+        appended to results.jsonl as it finishes."""
+        from tqdm.auto import tqdm
+
+        if not self.todo:
+            return
+        self.scorer = Scorer(self.opened, self.k, self.grader)
+        # the first question's latency should not include loading (embedder, BM25, caches)
+        self.qa.search(self.todo[0].question)
+        self._log_lock = threading.Lock()
+        self._log = open(self.run_dir / RESULTS_JSONL, "a", encoding="utf-8")
+        bar = tqdm(total=len(self.questions), initial=len(self.done), desc="eval", unit="q", file=sys.stderr,
+                   disable=not progress, leave=False, dynamic_ncols=True)
+
+        def finished(row: dict) -> None:
+            self.new_rows[row["id"]] = row
+            bar.update(1)
+            if on_result:
+                on_result(row)
+
+        try:
+            if self.concurrency == 1:
+                for q in self.todo:
+                    finished(self.answer(q))
+            else:
+                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                    pending = {pool.submit(self.answer, q) for q in self.todo}
+                    try:
+                        while pending:
+                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                finished(future.result())
+                    except BaseException:
+                        for future in pending:
+                            future.cancel()
+                        raise
+        finally:
+            bar.close()
+            self._log.close()
+
+    def answer(self, q: Question) -> dict[str, Any]:
+        """Ask one question and score the answer: its row (an ``error`` row when it failed)."""
         row = question_row(q)
         try:
-            answer = ask(q.question, index_path, k=int(k), generator=generator, model=model,
-                         temperature=temperature, top_p=top_p, max_tokens=max_tokens, min_score=threshold,
-                         **retrieval_options)
+            answer = self.qa.ask(q.question)
             retrieved = answer.sources
             if not retrieved:
                 # A refusal drops the sources; retrieval is still scored on what it found.
-                retrieved = search(opened, q.question, RetrievalSettings(k=int(k), **retrieval_options)).sources
+                retrieved = self.qa.search(q.question).sources
             row.update({
                 "answer": answer.text, "refused": bool(answer.refused), "score": answer.score,
                 "answer_lang": answer.lang,
                 "refused_by": (None if not answer.refused else "threshold"
-                               if (answer.score or 0.0) < threshold or not retrieved else "generator"),
+                               if (answer.score or 0.0) < self.threshold or not retrieved else "generator"),
                 "retrieved": [{"rank": i, "source": s.source, "page": s.page, "chunk_id": s.chunk_id,
                                "score": s.score, "dense_score": s.dense_score, "text": s.text}
                               for i, s in enumerate(retrieved, start=1)],
@@ -483,7 +472,7 @@ def evaluate(
                 "generation_s": answer.timings.get("generation"),
                 "total_s": answer.timings.get("total"),
             })
-            row.update(scorer.score(q, answer, retrieved))
+            row.update(self.scorer.score(q, answer, retrieved))
             row["error"] = None
         except FATAL:
             raise
@@ -491,118 +480,51 @@ def evaluate(
             row.update({"answer": "", "refused": None, "score": None, "error": f"{type(exc).__name__}: {exc}"})
         for key, value in list(row.items()):
             row[key] = _round(value)
-        with write_lock:
-            log.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            log.flush()
+        with self._log_lock:
+            self._log.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self._log.flush()
         return row
 
-    from tqdm.auto import tqdm
+    def finish(self, report: bool = True) -> EvalResult:
+        """Metrics over every row, then summary.json, compare.json, results.csv and the reports."""
+        from rag.version import __version__
 
-    bar = tqdm(total=len(todo_questions), initial=len(done), desc="eval", unit="q", file=sys.stderr,
-               disable=not progress or not todo, leave=False, dynamic_ncols=True)
-    new_rows: dict[str, dict] = {}
-    try:
-        if int(concurrency) == 1:
-            for q in todo:
-                new_rows[q.id] = run_one(q)
-                bar.update(1)
-                if on_result:
-                    on_result(new_rows[q.id])
-        else:
-            with ThreadPoolExecutor(max_workers=int(concurrency)) as pool:
-                pending = {pool.submit(run_one, q) for q in todo}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            row = future.result()
-                            new_rows[row["id"]] = row
-                            bar.update(1)
-                            if on_result:
-                                on_result(row)
-                except BaseException:
-                    for future in pending:
-                        future.cancel()
-                    raise
-    finally:
-        bar.close()
-        log.close()
+        rows = [self.done.get(q.id) or self.new_rows[q.id] for q in self.questions]
+        write_atomic(self.run_dir / RESULTS_JSONL, jsonl(rows))
+        metrics = M.aggregate(rows, self.k, self.threshold)
+        qset = self.qset
+        summary = {
+            "rag_version": __version__,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "run_dir": str(self.run_dir.resolve()),
+            "settings": self.settings,
+            "index": manifest_summary(self.index_path, self.opened),
+            "questions": {
+                "path": qset.path, "format": qset.format, "loaded": len(qset), "evaluated": len(self.questions),
+                "skipped_rows": len(qset.problems),
+                "problems": [{"line": p.line, "reason": p.reason} for p in qset.problems[:200]],
+                "resumed": len(self.done), "asked": len(self.new_rows),
+            },
+            "metrics": metrics,
+        }
+        comparison = None
+        if self.compare:
+            from .report import compare_runs
 
-    rows = [done.get(q.id) or new_rows[q.id] for q in todo_questions]
-    _write_atomic(run_dir / RESULTS_JSONL, _jsonl(rows))
-    metrics = M.aggregate(rows, int(k), threshold)
-    summary = {
-        "rag_version": __version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run_dir": str(run_dir.resolve()),
-        "settings": settings,
-        "index": manifest_summary(index_path, opened),
-        "questions": {
-            "path": qset.path, "format": qset.format, "loaded": len(qset), "evaluated": len(todo_questions),
-            "skipped_rows": len(qset.problems), "problems": [{"line": p.line, "reason": p.reason} for p in qset.problems[:200]],
-            "resumed": len(done), "asked": len(new_rows),
-        },
-        "metrics": metrics,
-    }
-    comparison = None
-    if compare:
-        from .report import compare_runs
+            comparison = compare_runs(summary, rows, self.compare)
+            summary["comparison"] = {k: v for k, v in comparison.items() if k != "question_changes"} | {
+                "question_changes": comparison["question_changes"][:500]}
+            write_json(self.run_dir / COMPARE_JSON, comparison)
+        write_json(self.run_dir / SUMMARY_JSON, summary)
+        write_csv(self.run_dir / RESULTS_CSV, rows)
+        result = EvalResult(run_dir=self.run_dir, settings=self.settings, metrics=metrics, rows=rows,
+                            problems=qset.problems, summary=summary, comparison=comparison,
+                            resumed=len(self.done), answered=len(self.new_rows))
+        if report:
+            from .report import write_reports
 
-        comparison = compare_runs(summary, rows, Path(compare).expanduser())
-        summary["comparison"] = {k: v for k, v in comparison.items() if k != "question_changes"} | {
-            "question_changes": comparison["question_changes"][:500]}
-        _write_atomic(run_dir / COMPARE_JSON, json.dumps(comparison, ensure_ascii=False, indent=2, default=str))
-    _write_atomic(run_dir / SUMMARY_JSON, json.dumps(summary, ensure_ascii=False, indent=2, default=str))
-    write_csv(run_dir / RESULTS_CSV, rows)
-    result = EvalResult(run_dir=run_dir, settings=settings, metrics=metrics, rows=rows, problems=qset.problems,
-                        summary=summary, comparison=comparison, resumed=len(done), answered=len(new_rows))
-    if report:
-        from .report import write_reports
-
-        write_reports(result)
-    return result
+            write_reports(result)
+        return result
 
 
-CSV_COLUMNS = [
-    "id", "lang", "answerable", "refused", "correct", "score", "hit", "mrr", "recall", "evidence_rank",
-    "source_hit", "source_mrr", "source_rank", "keyword_correct", "exact_match", "f1", "semantic_similarity",
-    "groundedness", "sentences", "citations", "citation_validity", "citation_support", "retrieval_s",
-    "generation_s", "total_s", "expected_sources", "retrieved_sources", "question", "answer", "error",
-]
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        flat = dict(row)
-        flat["expected_sources"] = " | ".join(row.get("expected_sources") or [])
-        flat["retrieved_sources"] = " | ".join(
-            f"{r['source']}" + (f" p.{r['page']}" if r.get("page") else "") for r in row.get("retrieved") or [])
-        for key in ("answerable", "refused", "correct", "keyword_correct"):
-            if isinstance(flat.get(key), bool):
-                flat[key] = int(flat[key])
-        writer.writerow(flat)
-    _write_atomic(path, buffer.getvalue())
-
-
-def load_run(run_dir: str | os.PathLike) -> tuple[dict, list[dict]]:
-    """(summary, rows) of an earlier run folder."""
-    run_dir = Path(run_dir).expanduser()
-    summary_path = run_dir / SUMMARY_JSON
-    if not run_dir.is_dir():
-        raise InputError(f"no run folder at {run_dir}: give the --out folder of an earlier `rag eval`")
-    if not summary_path.exists():
-        raise InputError(f"{run_dir} has no {SUMMARY_JSON}: it is not a finished `rag eval` run folder")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{summary_path} is unreadable ({exc}): choose another run to compare with") from None
-    return summary, _read_rows(run_dir / RESULTS_JSONL)
-
-
-__all__ = ["evaluate", "EvalResult", "LLMJudge", "load_run", "parse_judgement"]
+__all__ = ["evaluate", "EvalRun", "EvalResult", "LLMJudge", "load_run", "parse_judgement", "default_run_dir"]
