@@ -4,6 +4,7 @@ alternatives, all over one index built here.
 
     python bench/retrieval.py                      # dev + extra questions, txt corpus
     python bench/retrieval.py --corpus pdf --json
+    python bench/retrieval.py --index milvus:///tmp/bench.db --variants default   # the index on Milvus
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def main() -> None:
     parser.add_argument("--embed-model", default=None, help="embedding model to compare (default: the default)")
     parser.add_argument("--window-chars", type=int, default=None,
                         help="sentence-window size to index with (default: the product default; 0: none)")
+    parser.add_argument("--index", default=None,
+                        help="ingest into this index and keep it (a folder or a milvus:// URI; default: a "
+                             "temporary FAISS folder)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated variant names to run, or 'default' (default: all)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -68,10 +74,11 @@ def main() -> None:
     sets = {f.stem: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
             for f in files}
     with tempfile.TemporaryDirectory() as tmp:
-        ingest([SHARED / "corpus" / args.corpus], Path(tmp) / "index", embed_model=args.embed_model,
+        target = args.index or Path(tmp) / "index"
+        ingest([SHARED / "corpus" / args.corpus], target, embed_model=args.embed_model,
                **({} if args.window_chars is None else {"window_chars": args.window_chars}),
                progress=not (args.quiet or args.json))
-        index = load_index(Path(tmp) / "index")
+        index = load_index(target)
         default = RetrievalSettings(k=5)
         only = dict(dense_weight=0.0, window_weight=0.0, lexical_weight=0.0, expansion_weight=0.0)
         variants = {
@@ -86,6 +93,13 @@ def main() -> None:
             "bm25 only": replace(default, **dict(only, lexical_weight=1.0)),
             "term expansion only": replace(default, **dict(only, expansion_weight=1.0)),
         }
+        if args.variants:
+            wanted = [v.strip() for v in args.variants.split(",")]
+            wanted = ["default (4-way z-score)" if v == "default" else v for v in wanted]
+            unknown = [v for v in wanted if v not in variants]
+            if unknown:
+                sys.exit(f"unknown variant(s) {unknown}: choose from {list(variants)}")
+            variants = {name: variants[name] for name in wanted}
         results = {name: {stem: evaluate(index, qs, settings) for stem, qs in sets.items()}
                    for name, settings in variants.items()}
     if args.json:
@@ -95,6 +109,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = "retrieval" + (f"-{args.embed_model.replace('/', '_')}" if args.embed_model else "")
     name += f"-windows{args.window_chars}" if args.window_chars is not None else ""
+    name += "-milvus" if args.index and str(args.index).startswith("milvus:") else ""
     (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     if not args.quiet:
         print(f"{'variant':24s} {'questions':22s} {'hit@5':>6s} {'mrr@5':>6s}  by language")
