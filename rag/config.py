@@ -16,6 +16,7 @@ This is the only module that reads the environment: everything else asks it.
 | refusal threshold    | RAG_MIN_SCORE           | DEFAULT_MIN_SCORE below         |
 | model cache          | RAG_CACHE_DIR           | ~/.cache/rag                    |
 | UI upload limit (MB) | RAG_UI_MAX_UPLOAD_MB    | 50                              |
+| UI logins            | RAG_UI_AUTH             | none (user:password,...)        |
 | server API keys file | RAG_KEYS_FILE           | keys.json beside the data       |
 | `rag serve` options  | RAG_SERVE_<OPTION>      | e.g. RAG_SERVE_PORT=8000        |
 | ingest: file size (MB) | RAG_MAX_FILE_MB       | 100                             |
@@ -34,9 +35,10 @@ DEFAULT_INDEX_DIR = Path(".rag") / "index"
 DEFAULT_EMBED_MODEL = "use-multilingual"
 # The generator used offline (no OpenAI settings). Chosen by measurement: README, "Generators".
 DEFAULT_GENERATOR = "extractive"
-# Dense cosine of the best chunk below which a question counts as not covered by
-# the documents. Calibrated with `rag eval` (see README, "Refusal threshold").
-DEFAULT_MIN_SCORE = 0.17
+# Answerability score (rag/answerability.py, 0..1) below which a question counts as not
+# covered by the documents: the highest threshold that refuses at most 5% of the
+# answerable questions of the dev, extra and near-topic sets (`python bench/calibrate.py`).
+DEFAULT_MIN_SCORE = 0.4
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text
@@ -206,6 +208,20 @@ def serve_env(names) -> dict[str, str]:
         if value is not None:
             found[name] = value
     return found
+
+
+def ui_auth(value: str | None = None) -> list[tuple[str, str]]:
+    """`rag ui` logins as (user, password) pairs: the argument or $RAG_UI_AUTH, "user:password[,user2:pw2]"."""
+    text = value if value is not None else (_env("RAG_UI_AUTH") or "")
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            from .errors import InputError
+
+            raise InputError(f"login '{user or item}': write it as USER:PASSWORD (--auth or RAG_UI_AUTH)")
+        pairs.append((user, password))
+    return pairs
 
 
 def quiet_third_parties() -> None:

@@ -13,6 +13,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import rag  # noqa: E402
+from rag.settings import GenerationSettings, RetrievalSettings  # noqa: E402
 from helpers_pdf import make_pdf, make_truncated_pdf  # noqa: E402
 from rag.ui.feedback import append_feedback, default_feedback_path, feedback_record, read_feedback, vote_name  # noqa: E402
 from rag.ui.uploads import (  # noqa: E402
@@ -34,14 +35,19 @@ LIBRARY_ZH = ("城东图书馆开放时间：周一至周五上午九点到晚�
 
 
 class RecordingAsk:
-    """An ask_fn that records what reaches rag.ask and then calls the real rag.ask."""
+    """An ask_fn that records what reaches QA.ask, then asks a real QA over the same index."""
 
-    def __init__(self):
+    def __init__(self, index):
+        from rag.qa import QA
+
+        self.qa = QA(index)
         self.calls: list[dict] = []
 
     def __call__(self, question, **kwargs):
-        self.calls.append({"question": question, **kwargs})
-        return rag.ask(question, **kwargs)
+        retrieval, generation = kwargs["retrieval"], kwargs["generation"]
+        self.calls.append({"question": question, **kwargs, "k": retrieval.k, "temperature": generation.temperature,
+                           "top_p": generation.top_p, "max_tokens": generation.max_tokens})
+        return self.qa.ask(question, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +71,19 @@ def _endpoint(app, name: str):
     raise AssertionError(f"no event function {name}")
 
 
+def _text(fragment: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, character references decoded."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
 def _run_chat(app, question, turns=None, generator="extractive", model="", temperature=0.2, top_p=0.9,
               max_tokens=512, k=5):
     """Drive the chat handler like gradio does: every streamed update, then the last one."""
     updates = list(_endpoint(app, "chat")(question, turns or [], generator, model, temperature, top_p, max_tokens, k))
-    chat, new_turns, sources_html, box, answer = updates[-1]
+    chat, new_turns, sources_html, box, note, answer = updates[-1]
     return updates, chat, new_turns, sources_html, answer
 
 
@@ -103,7 +117,7 @@ def test_defaults_derive_from_the_index(tmp_path, monkeypatch):
     app = create_app(index=tmp_path / "idx")
     settings = app.rag_settings
     assert settings["upload_dir"] == (tmp_path / "uploads").absolute()
-    assert settings["feedback_path"] == (tmp_path / "feedback.jsonl").absolute()
+    assert settings["feedback_path"] == (tmp_path / "idx" / "feedback.jsonl").absolute()
     assert settings["generator"] == "openai"  # rag.config.generator_name()
     assert settings["max_upload_bytes"] == 50 * 1024 * 1024
 
@@ -258,7 +272,7 @@ def test_feedback_writes_jsonl(tmp_path):
     assert read_feedback(path) == [first, second]
     assert [vote_name(v) for v in (True, False, "Like", "Dislike", "", None)] == \
         ["up", "down", "up", "down", "cleared", "cleared"]
-    assert default_feedback_path(tmp_path / "index") == tmp_path / "feedback.jsonl"
+    assert default_feedback_path(tmp_path / "index") == tmp_path / "index" / "feedback.jsonl"
 
 
 def test_feedback_file_is_a_rag_eval_question_file(tmp_path):
@@ -300,7 +314,7 @@ def test_like_event_appends_a_vote(tmp_path, small_index):
 def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
     from rag.ui import create_app
 
-    recorder = RecordingAsk()
+    recorder = RecordingAsk(small_index)
     app = create_app(index=small_index, upload_dir=tmp_path / "up", feedback_path=tmp_path / "fb.jsonl",
                      ask_fn=recorder, generator="extractive")
     updates, chat, turns, sources_html, answer = _run_chat(
@@ -309,8 +323,9 @@ def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
     call = recorder.calls[-1]
     assert (call["temperature"], call["top_p"], call["max_tokens"], call["k"]) == (0.7, 0.55, 300, 4)
     assert call["generator"] == "extractive" and call["model"] is None and call["stream"] is True
+    assert isinstance(call["retrieval"], RetrievalSettings) and isinstance(call["generation"], GenerationSettings)
     assert call["history"] == []
-    assert chat[-1]["role"] == "assistant" and "[1]" in chat[-1]["content"]
+    assert chat[-1]["role"] == "assistant" and "[1]" in _text(chat[-1]["content"])
     assert "orion_lock_guide.pdf" in sources_html and "p. 2" in sources_html
     assert answer["sources"][0]["file"] == "orion_lock_guide.pdf" and answer["sources"][0]["page"] == 2
     assert not answer["refused"] and answer["answer"]
@@ -318,7 +333,7 @@ def test_chat_streams_a_cited_answer_and_passes_settings(tmp_path, small_index):
     # A follow-up carries the (question, answer) pairs.
     _, chat, turns, _, _ = _run_chat(app, "and the default code?", turns=turns)
     assert recorder.calls[-1]["history"] == [("How do I reset the combination?", answer["answer"])]
-    assert len(chat) == 4 and "4-7-1-9" in chat[-1]["content"]
+    assert len(chat) == 4 and "4-7-1-9" in _text(chat[-1]["content"])
 
 
 def test_refusal_has_no_sources(tmp_path, small_index):
@@ -334,7 +349,7 @@ def test_refusal_has_no_sources(tmp_path, small_index):
 @pytest.mark.parametrize("setup, kwargs, title", [
     ("no-index", {}, "No index yet — upload documents"),
     ("index", {"temperature": 5.0}, "Check the settings"),
-    ("index", {"generator": "nonsense"}, "Check the settings"),
+    ("index", {"generator": "nonsense"}, "Unknown generator"),
     ("index", {"generator": "openai"}, "The generator is not configured"),
 ])
 def test_errors_become_chat_messages(tmp_path, small_index, monkeypatch, setup, kwargs, title):
@@ -345,11 +360,11 @@ def test_errors_become_chat_messages(tmp_path, small_index, monkeypatch, setup, 
     index = small_index if setup == "index" else tmp_path / "missing-index"
     app = create_app(index=index, upload_dir=tmp_path / "up", generator="extractive")
     _, chat, turns, sources_html, answer = _run_chat(app, "How do I reset the combination?", **kwargs)
-    assert "rag-error" in chat[-1]["content"] and title in chat[-1]["content"]
+    assert "rag-error" in chat[-1]["content"] and title in _text(chat[-1]["content"])
     assert "Traceback" not in chat[-1]["content"]
     assert answer["error"] and turns[-1]["error"]
     # The conversation goes on: the next question still works (or fails the same readable way).
     _, chat, turns, _, _ = _run_chat(app, "How do I reset the combination?", turns=turns)
     assert len(chat) == 4
     if setup == "index":
-        assert "[1]" in chat[-1]["content"]
+        assert "[1]" in _text(chat[-1]["content"])

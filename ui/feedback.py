@@ -18,21 +18,31 @@ user took the vote back).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 _write_lock = threading.Lock()
+FILE_MODE = 0o600  # votes hold questions and answers: readable by their owner only
+FOLDER_MODE = 0o700
+
+
+class FeedbackError(OSError):
+    """The votes file cannot be written safely (a link where it should be, not a file, ...)."""
 
 
 def default_feedback_path(index: str | os.PathLike | None = None) -> Path:
-    """``feedback.jsonl`` beside the index folder: ``<index>/../feedback.jsonl``."""
+    """``feedback.jsonl`` inside the index's own folder (``<index>/feedback.jsonl``): never
+    beside it, where ``--index /tmp/x`` would put it in a shared folder. Index versions
+    live in subfolders, so an ingest never replaces it."""
     from rag import config
 
-    return config.index_dir(index).expanduser().absolute().parent / "feedback.jsonl"
+    return config.index_dir(index).expanduser().absolute() / "feedback.jsonl"
 
 
 def vote_name(liked: Any) -> str:
@@ -74,13 +84,32 @@ def feedback_record(vote: str, turn: dict, index: str | os.PathLike | None = Non
 
 
 def append_feedback(path: str | os.PathLike, record: dict) -> Path:
-    """Append ``record`` as one JSON line to ``path`` (folders are created; safe across threads)."""
+    """Append ``record`` as one JSON line to ``path``, mode 0600 (folders are created 0700;
+    safe across threads). A symbolic link at ``path`` is refused, never followed: a planted
+    link must not redirect votes into another file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with _write_lock, open(path, "a", encoding="utf-8") as out:
-        out.write(line)
-        out.flush()
+    path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO planted there must not hang the page
+    with _write_lock:
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or path.is_symlink():
+                raise FeedbackError(f"{path} is a symbolic link: refusing to follow it; remove the link "
+                                    f"(votes are written to a plain file)") from None
+            raise FeedbackError(f"cannot write votes to {path} ({exc.strerror}): choose another file "
+                                f"with --feedback") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise FeedbackError(f"{path} is not a regular file: choose another file with --feedback")
+            if stat.S_IMODE(info.st_mode) != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)  # a file created by an older version was 0644
+            os.write(fd, line)
+        finally:
+            os.close(fd)
     return path
 
 
