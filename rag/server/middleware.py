@@ -31,9 +31,9 @@ class RequestMiddleware:
         self.server = server
 
     def _limit(self, scope) -> int:
-        if scope["path"].rstrip("/") == "/v1/documents" and scope["method"] == "POST":
-            from .app import MAX_FILES_PER_UPLOAD
+        from .app import MAX_FILES_PER_UPLOAD
 
+        if scope["path"].rstrip("/") == "/v1/documents" and scope["method"] == "POST":
             # the per-file limit is checked file by file once parsed; this caps the whole body
             return self.server.max_upload_bytes * MAX_FILES_PER_UPLOAD + (1 << 20)
         if scope["path"].startswith(UI_PREFIX):
