@@ -28,6 +28,7 @@ from rag.types import Chunk
 from rag.text import sentence_windows, sha256
 
 from .chunking import ChunkerSettings, chunk_records, make_splitter
+from .limits import Limits
 from .loaders import LOADERS, load_document
 
 
@@ -69,7 +70,13 @@ class FileReport:
 
     def line(self) -> str:
         detail = self.reason or self.warning
-        return f"{self.status:>9}  {self.path}" + (f": {detail}" if detail else "")
+        return f"{self.status:>9}  {_printable(self.path)}" + (f": {detail}" if detail else "")
+
+
+def _printable(name: str) -> str:
+    """A file name on one line: a newline or other control character in it (legal on
+    POSIX) is shown escaped, so it cannot split the report or forge a line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in name)
 
 
 @dataclass
@@ -116,8 +123,14 @@ def _hidden(rel: Path) -> bool:
 
 
 def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = None,
-             exclude: list[str] | None = None) -> tuple[list[Path], list[Path], list[FileReport]]:
-    """(files to load, folders walked, reports for paths that cannot be used)."""
+             exclude: list[str] | None = None, follow_links: bool = False,
+             ) -> tuple[list[Path], list[Path], list[FileReport]]:
+    """(files to load, folders walked, reports for paths that cannot be used).
+
+    A symbolic link found in a walked folder is followed only when it stays inside
+    that folder: a link to a file elsewhere (``/etc/passwd``, a home folder) would make
+    its content answerable to whoever asks. ``follow_links`` takes them too.
+    Folders reached through links are not walked (no loops, no escapes)."""
     files: list[Path] = []
     roots: list[Path] = []
     reports: list[FileReport] = []
@@ -141,10 +154,21 @@ def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = Non
         roots.append(path)
         for found in sorted(path.rglob("*")):
             rel = found.relative_to(path)
-            if _hidden(rel) or found.is_dir():
+            if _hidden(rel):
+                continue
+            if found.is_dir():
+                if found.is_symlink() and wanted(rel.as_posix()):
+                    reports.append(FileReport(str(found), "skipped", reason=(
+                        f"a link to the folder {found.resolve()}: links to folders are not walked")))
                 continue
             if not wanted(rel.as_posix()):
                 continue
+            if found.is_symlink() and not follow_links:
+                target = found.resolve()
+                if not target.is_relative_to(path):
+                    reports.append(FileReport(str(found), "skipped", reason=(
+                        f"a link to {target}, outside {path}: not followed (--follow-links takes it)")))
+                    continue
             if found.suffix.lower() not in LOADERS:
                 reports.append(FileReport(str(found), "skipped",
                                           reason=f"unsupported format '{found.suffix or '(none)'}'"))
@@ -276,8 +300,16 @@ def ingest(
     progress: bool = True,
     on_file: Callable[[FileReport], None] | None = None,
     lock_timeout: float = 600.0,
+    limits: Limits | None = None,
+    follow_links: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestSummary:
-    """Ingest files and folders into the index at ``index`` (default: $RAG_INDEX_DIR or ./.rag/index)."""
+    """Ingest files and folders into the index at ``index`` (default: $RAG_INDEX_DIR or ./.rag/index).
+
+    ``limits``: per-file resource limits (default: ``Limits.from_config()``);
+    ``follow_links``: also take links that lead out of a walked folder;
+    ``on_wait(message)``: called once when another ingest holds the index's lock.
+    """
     from filelock import FileLock, Timeout
 
     if isinstance(paths, (str, os.PathLike)):
@@ -292,19 +324,30 @@ def ingest(
         with _short_gil_switch():
             run = MilvusIngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
                                   embed_model=embed_model, index_type=index_type, rebuild=rebuild,
-                                  prune_missing=prune_missing, progress=progress, on_file=on_file, started=started)
+                                  prune_missing=prune_missing, progress=progress, on_file=on_file, started=started,
+                                  limits=limits, follow_links=follow_links)
             return run.run(paths, include, exclude)
+    limits = limits or Limits.from_config()  # a bad RAG_MAX_* is reported before waiting for the lock
     index_path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_path / ".lock"))
     try:
-        lock.acquire(timeout=lock_timeout)
+        lock.acquire(timeout=0)
     except Timeout:
-        raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
+        if on_wait:
+            on_wait(f"waiting for another ingest of this index… ({index_path})")
+        try:
+            lock.acquire(timeout=lock_timeout)
+        except Timeout:
+            raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
     try:
+        from rag.store import remove_leftovers
+
+        remove_leftovers(index_path)  # of ingests killed mid-write: under the lock, nobody is writing them
         with _short_gil_switch():
             run = IngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
                             embed_model=embed_model, index_type=index_type, rebuild=rebuild,
-                            prune_missing=prune_missing, progress=progress, on_file=on_file, started=started)
+                            prune_missing=prune_missing, progress=progress, on_file=on_file, started=started,
+                            limits=limits, follow_links=follow_links)
             return run.run(paths, include, exclude)
     finally:
         lock.release()
@@ -324,7 +367,7 @@ class IngestRun:
     def __init__(self, index_path: Path, settings: ChunkerSettings, *, embed_model: str | None = None,
                  index_type: str = "auto", rebuild: bool = False, prune_missing: bool = True,
                  progress: bool = True, on_file: Callable[[FileReport], None] | None = None,
-                 started: float | None = None):
+                 started: float | None = None, limits: Limits | None = None, follow_links: bool = False):
         from rag.errors import EmbedderMismatchError
         from rag.store import read_previous
 
@@ -335,6 +378,8 @@ class IngestRun:
         self.progress = progress
         self.on_file = on_file
         self.started = time.perf_counter() if started is None else started
+        self.limits = limits or Limits.from_config()
+        self.follow_links = follow_links
 
         previous = None if rebuild else read_previous(index_path)
         self.model_name = (config.embed_model(embed_model) if (embed_model or previous is None)
@@ -361,14 +406,17 @@ class IngestRun:
     # ----------------------------------------------------------------- the steps
 
     def run(self, paths, include: list[str] | None = None, exclude: list[str] | None = None) -> IngestSummary:
-        files, roots, early = discover(paths, include, exclude)
+        files, roots, early = discover(paths, include, exclude, self.follow_links)
         for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
             self._count(item.status)
             self.report(item)
         try:
             # Each file's chunks are embedded on the worker thread while this thread
             # parses the next files (_EmbeddingWorker).
-            for path in _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file"):
+            bar = _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file")
+            for path in bar:
+                if hasattr(bar, "set_postfix_str"):  # which file, and how big: a slow one shows why
+                    bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
                 self.load_file(path)
         except BaseException:
             self._close_worker(cancel=True)
@@ -385,9 +433,14 @@ class IngestRun:
         key = str(path)
         self.seen.add(key)
         previous = self.old_files.get(key)
+        read_error = ""
         try:
+            # the size limit before reading: hashing a 2 GB file would read it all first
+            self.limits.check_size(path, path.stat().st_size)
             data = path.read_bytes()
             file_hash = sha256(data)
+        except DocumentError as exc:
+            file_hash, read_error = None, exc.reason
         except OSError as exc:
             file_hash = None
             read_error = f"cannot read the file ({exc.strerror or exc})"
@@ -399,9 +452,13 @@ class IngestRun:
         try:
             if file_hash is None:
                 raise DocumentError(key, read_error)
-            records = load_document(path)
+            records = load_document(path, self.limits)
             self._start_worker()
-            chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=self.splitter)
+            try:
+                chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=self.splitter)
+            except Exception as exc:  # one file's odd text must not end the ingest: it fails alone
+                raise DocumentError(key, f"could not be split into chunks ({type(exc).__name__}: "
+                                         f"{str(exc)[:120]})") from None
             if not chunks:
                 raise DocumentError(key, "no text left after cleaning: nothing to index")
         except DocumentError as exc:
@@ -448,10 +505,14 @@ class IngestRun:
         changed = summary.added + summary.changed + summary.removed
         if self.previous is None and not self.kept:
             pass  # a first ingest where every file failed: no index to write, none half-made
-        elif self.previous is not None and changed == 0:
+        elif self.previous is not None and changed == 0 and not self.previous.damaged:
             summary.version = self.previous.version
             summary.index_type = self.previous.manifest.get("index_type", "")
         else:
+            if self.previous is not None and self.previous.damaged:
+                # rebuilt below from the stored vectors: say so, an unchanged folder would be silent
+                self.report(FileReport(str(self.index_path), "repaired",
+                                       reason=f"{self.previous.damaged}: rebuilt in a new version"))
             embed_started = time.perf_counter()
             vectors, window_blocks = self._collect_vectors()
             terms = self._term_index(vectors.shape[1])
@@ -561,6 +622,13 @@ class IngestRun:
             "created_at": previous.get("created_at") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "files": self.files_meta,
         }
+
+
+def _size_mb(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size / 1e6:.1f} MB"
+    except OSError:
+        return "?"
 
 
 def _quick_to_parse_first(files: list[Path]) -> list[Path]:

@@ -39,19 +39,31 @@ def main():
               help="Dense index: exact (flat), HNSW, or chosen by size.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("--keep-missing", is_flag=True, help="Keep chunks of files deleted from the folders.")
+@click.option("--follow-links", is_flag=True,
+              help="Also ingest files that links in the folders point to outside them (default: skipped).")
+@click.option("--max-file-mb", type=float, default=None,
+              help="Largest file to read, in MB [env RAG_MAX_FILE_MB; default 100].")
+@click.option("--max-pages", type=int, default=None, help="Most pages of one PDF [env RAG_MAX_PAGES; default 5000].")
+@click.option("--max-chars", type=int, default=None,
+              help="Most characters of text from one file [env RAG_MAX_CHARS; default 10000000].")
+@click.option("--max-decompressed-mb", type=float, default=None,
+              help="Largest decompressed PDF stream, in MB [env RAG_MAX_DECOMPRESSED_MB; default 75].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print only failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, window_chars, index_type, rebuild,
-           keep_missing, quiet, as_json):
+           keep_missing, follow_links, max_file_mb, max_pages, max_chars, max_decompressed_mb, quiet, as_json):
     """Add documents (files or folders) to the index; re-runs embed only what changed."""
+    from rag.ingest.limits import Limits
     from rag.ingest.pipeline import ingest as run_ingest
 
+    limits = Limits.from_config(max_file_mb=max_file_mb, max_pages=max_pages, max_chars=max_chars,
+                                max_decompressed_mb=max_decompressed_mb)
     missing = [p for p in paths if not os.path.exists(p)]
     if missing and len(missing) == len(paths):
         raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
 
     def on_file(report):
-        if report.status in ("failed", "skipped"):
+        if report.status in ("failed", "skipped", "repaired"):
             click.echo(report.line(), err=True)
         elif not quiet and not as_json and report.status != "unchanged":
             click.echo(report.line())
@@ -63,6 +75,7 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, window_chars=window_chars,
         index_type=index_type, rebuild=rebuild,
         prune_missing=not keep_missing, progress=not (quiet or as_json), on_file=on_file,
+        limits=limits, follow_links=follow_links, on_wait=lambda message: click.echo(message, err=True),
     )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))

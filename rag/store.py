@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -40,6 +41,7 @@ from .errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundError
 from .types import Chunk
 
 FORMAT_VERSION = 1
+_VERSION_NAME = re.compile(r"v-[0-9A-Za-z_.-]+")  # what write_version names a version folder
 # The FAISS helpers live in rag.vectors (shared with rag.terms); the names stay
 # importable from here for older callers (bench/scaling.py, tests that pause a build).
 from .vectors import (  # noqa: E402
@@ -143,9 +145,16 @@ def read_current(path: Path) -> str | None:
 
         return milvus_store.read_current(path)
     try:
-        return (path / "CURRENT").read_text(encoding="utf-8").strip() or None
+        raw = (path / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise IndexCorruptError(str(path), f"CURRENT cannot be read ({exc.strerror or exc})") from None
+    name = raw.decode("utf-8", errors="replace").strip()
+    if name and not _VERSION_NAME.fullmatch(name):
+        # never a path: CURRENT must not lead the reader out of the index folder
+        raise IndexCorruptError(str(path), f"CURRENT does not name a version folder (it holds {name[:40]!r})")
+    return name or None
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -157,10 +166,36 @@ def read_manifest(path: Path) -> dict[str, Any]:
     version = read_current(path)
     if version is None:
         raise IndexNotFoundError(str(path))
+    if not (path / version).is_dir():
+        raise IndexCorruptError(str(path), f"CURRENT names {version}, which is missing")
+    name = f"{version}/manifest.json"
     try:
-        return json.loads((path / version / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IndexCorruptError(str(path), f"manifest.json: {exc}") from None
+        manifest = json.loads((path / version / "manifest.json").read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(str(path), f"{name} is missing") from None
+    except OSError as exc:
+        raise IndexCorruptError(str(path), f"{name} cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON
+        raise IndexCorruptError(str(path), f"{name} is not valid JSON ({str(exc)[:80]})") from None
+    _check_manifest(path, manifest, name)
+    return manifest
+
+
+def _check_manifest(path: Path, manifest: Any, name: str) -> None:
+    """The fields every reader relies on, so that none of them meets a KeyError later."""
+    def bad(reason: str):
+        raise IndexCorruptError(str(path), f"{name} {reason}")
+
+    if not isinstance(manifest, dict):
+        bad(f"is not a JSON object (found a {type(manifest).__name__})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        bad(f"has format version {manifest.get('format_version')!r}; this rag reads format {FORMAT_VERSION}")
+    embedder = manifest.get("embedder")
+    if not isinstance(embedder, dict) or not isinstance(embedder.get("name"), str) or not embedder["name"]:
+        bad("has no embedder name")
+    for key in ("files", "chunker"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            bad(f"has a '{key}' that is not an object")
 
 
 def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index:
@@ -169,40 +204,137 @@ def load_index(path: str | os.PathLike, embed_model: str | None = None) -> Index
         from . import milvus_store
 
         return milvus_store.load_index(path, embed_model)
-    import faiss
+    path = Path(path)
+    manifest = read_manifest(path)
+    built_with = manifest["embedder"]["name"]
+    if embed_model and embed_model != built_with:
+        raise EmbedderMismatchError(str(path), built_with, embed_model)
+    version = read_current(path)
+    stored = _load_stored(path, version, manifest, mmap=True)
+    dense, lexical, window_dense, terms = _load_derived(path, version, stored)
+    return Index(path, version, manifest, stored.chunks, stored.vectors, dense, lexical, stored.windows,
+                 stored.owner, window_dense, terms)
 
+
+# --------------------------------------------------------------------------- checking a version
+# Stored files (chunks.jsonl, vectors.npy, windows.npy, window_owner.npy) hold what
+# was embedded: when one is damaged only a rebuild brings it back. Derived files
+# (dense.faiss, windows.faiss, bm25/, terms/) are built from them: an ingest repairs
+# them. Every check names the file, so the one line a person sees says where to look.
+
+
+@dataclass
+class _Stored:
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    windows: np.ndarray | None
+    owner: np.ndarray | None
+
+
+class _Damaged(Exception):
+    """Raised inside a file's check: the detail follows the file's name in the message."""
+
+
+def _repair_fix(path: Path) -> str:
+    return (f"repair it with `rag ingest DOCS_DIR --index {path}` (it rebuilds the file from the stored "
+            f"vectors), or rebuild with --rebuild")
+
+
+def _part(path: Path, version: str, name: str, load, derived: bool = False):
+    """``load(file)`` for file ``name`` of the version, any failure as one IndexCorruptError naming it."""
+    fix = _repair_fix(path) if derived else None
+    file = path / version / name
+    if not file.exists():
+        raise IndexCorruptError(str(path), f"{version}/{name} is missing", fix)
+    try:
+        return load(file)
+    except IndexCorruptError:
+        raise
+    except _Damaged as exc:
+        raise IndexCorruptError(str(path), f"{version}/{name} {exc}", fix) from None
+    except Exception as exc:
+        raise IndexCorruptError(str(path), f"{version}/{name} is unreadable ({type(exc).__name__}: "
+                                           f"{str(exc)[:120]})", fix) from None
+
+
+def _load_stored(path: Path, version: str, manifest: dict[str, Any], mmap: bool) -> _Stored:
+    mode = "r" if mmap else None
+
+    def matrix(file: Path) -> np.ndarray:
+        array = np.load(file, mmap_mode=mode, allow_pickle=False)
+        if array.ndim != 2 or array.dtype != np.float32:
+            raise _Damaged(f"holds {array.dtype} of shape {array.shape}, not float32 vectors")
+        return array
+
+    chunks = _part(path, version, "chunks.jsonl", _read_chunks)
+    vectors = _part(path, version, "vectors.npy", matrix)
+    if len(vectors) != len(chunks):
+        raise IndexCorruptError(str(path), f"{version}/vectors.npy holds {len(vectors)} vectors for "
+                                           f"{len(chunks)} chunks in chunks.jsonl")
+    windows = owner = None
+    window_chars = int((manifest.get("chunker") or {}).get("window_chars") or 0)
+    if window_chars or (path / version / "windows.npy").exists():
+        windows = _part(path, version, "windows.npy", matrix)
+        owner = _part(path, version, "window_owner.npy", lambda f: np.load(f, allow_pickle=False))
+        if owner.ndim != 1 or len(owner) != len(windows) or not np.issubdtype(owner.dtype, np.integer):
+            raise IndexCorruptError(str(path), f"{version}/window_owner.npy holds {owner.shape} owners for "
+                                               f"{len(windows)} windows in windows.npy")
+        if len(owner) and (owner.min() < 0 or owner.max() >= len(chunks) or np.any(np.diff(owner) < 0)):
+            raise IndexCorruptError(str(path), f"{version}/window_owner.npy names chunks that do not exist")
+        if windows.shape[1] != vectors.shape[1]:
+            raise IndexCorruptError(str(path), f"{version}/windows.npy has {windows.shape[1]}-dim vectors, "
+                                               f"vectors.npy {vectors.shape[1]}-dim")
+    return _Stored(chunks, vectors, windows, owner)
+
+
+def _faiss_of(n: int, dim: int, mmap: bool = False):
+    def load(file: Path):
+        import faiss
+
+        index = None
+        if mmap:  # the header is enough to check: no need to read a big index twice
+            try:
+                index = faiss.read_index(str(file), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            except RuntimeError:
+                index = None
+        index = index if index is not None else faiss.read_index(str(file))
+        if index.ntotal != n or index.d != dim:
+            raise _Damaged(f"holds {index.ntotal} vectors of {index.d} dims, not {n} of {dim}")
+        return index
+    return load
+
+
+def _load_derived(path: Path, version: str, stored: _Stored, check_only: bool = False):
+    """(dense, lexical, window dense, terms) of the version; IndexCorruptError naming the first bad one."""
     from .lexical import LexicalIndex
     from .terms import TermIndex
 
-    path = Path(path)
-    manifest = read_manifest(path)
-    built_with = manifest.get("embedder", {}).get("name", "?")
-    if embed_model and embed_model != built_with:
-        raise EmbedderMismatchError(str(path), built_with, embed_model)
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexCorruptError(str(path), f"format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
-    version = read_current(path)
-    folder = path / version
-    try:
-        chunks = _read_chunks(folder)
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-        dense = faiss.read_index(str(folder / "dense.faiss"))
-        lexical = LexicalIndex.load(folder / "bm25")
-        windows = owner = window_dense = None
-        if (folder / "windows.npy").exists():
-            windows = np.load(folder / "windows.npy", mmap_mode="r")
-            owner = np.load(folder / "window_owner.npy")
-            window_dense = faiss.read_index(str(folder / "windows.faiss"))
-        terms = TermIndex.load(folder / "terms") if (folder / "terms").exists() else None
-    except Exception as exc:
-        raise IndexCorruptError(str(path), f"{type(exc).__name__}: {str(exc)[:200]}") from None
-    if not (len(chunks) == vectors.shape[0] == dense.ntotal):
-        raise IndexCorruptError(str(path), f"{len(chunks)} chunks but {dense.ntotal} vectors")
-    if windows is not None and not (len(owner) == windows.shape[0] == window_dense.ntotal):
-        raise IndexCorruptError(str(path), f"{len(owner)} window owners but {window_dense.ntotal} window vectors")
-    if terms is not None and terms.lexical.num_docs != len(chunks):
-        raise IndexCorruptError(str(path), f"{len(chunks)} chunks but term BM25 over {terms.lexical.num_docs}")
-    return Index(path, version, manifest, chunks, vectors, dense, lexical, windows, owner, window_dense, terms)
+    n, dim = len(stored.chunks), stored.vectors.shape[1]
+    dense = _part(path, version, "dense.faiss", _faiss_of(n, dim, check_only), derived=True)
+    if (path / version / "vectors.npy").exists() and dense.d != dim:
+        raise IndexCorruptError(str(path), f"{version}/vectors.npy has {dim}-dim vectors, dense.faiss {dense.d}")
+
+    def lexical_of(folder: Path):
+        lexical = LexicalIndex.load(folder, mmap=check_only)
+        if lexical.num_docs != n:
+            raise _Damaged(f"covers {lexical.num_docs} chunks, not {n}")
+        return lexical
+
+    lexical = _part(path, version, "bm25", lexical_of, derived=True)
+    window_dense = None
+    if stored.windows is not None:
+        window_dense = _part(path, version, "windows.faiss", _faiss_of(len(stored.windows), dim, check_only),
+                             derived=True)
+
+    def terms_of(folder: Path):
+        terms = TermIndex.load(folder)
+        if terms.lexical.num_docs != n:
+            raise _Damaged(f"covers {terms.lexical.num_docs} chunks, not {n}")
+        return terms
+
+    # written before term expansion: no terms/ folder, and the index still answers
+    terms = _part(path, version, "terms", terms_of, derived=True) if (path / version / "terms").exists() else None
+    return dense, lexical, window_dense, terms
 
 
 _cache: dict[str, Index] = {}
@@ -243,6 +375,9 @@ class PreviousVersion:
     window_vectors: np.ndarray  # grouped by chunk: chunk r owns window_start[r]:window_start[r+1]
     window_start: np.ndarray
     term_vectors: dict[str, np.ndarray]
+    # a derived file (dense.faiss, windows.faiss, bm25/, terms/) that is missing or
+    # unreadable: the ingest writes a new version even when no document changed
+    damaged: str = ""
 
     @property
     def embed_model(self) -> str:
@@ -293,30 +428,40 @@ def read_previous(path: str | os.PathLike) -> PreviousVersion | None:
     if version is None:
         return None
     manifest = read_manifest(path)
-    folder = path / version
+    stored = _load_stored(path, version, manifest, mmap=False)
+    if stored.windows is not None:
+        counts = np.bincount(stored.owner, minlength=len(stored.vectors))
+        windows, start = stored.windows, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    else:  # written before sentence windows (or with window_chars=0)
+        windows = np.zeros((0, stored.vectors.shape[1]), dtype=np.float32)
+        start = np.zeros(len(stored.vectors) + 1, dtype=np.int64)
+    damaged, term_vectors = "", {}
     try:
-        chunks = _read_chunks(folder)
-        vectors = np.load(folder / "vectors.npy")
-        if (folder / "windows.npy").exists():
-            windows = np.load(folder / "windows.npy")
-            owner = np.load(folder / "window_owner.npy")
-            counts = np.bincount(owner, minlength=len(vectors))
-            start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        else:  # written before sentence windows (or with window_chars=0)
-            windows = np.zeros((0, vectors.shape[1]), dtype=np.float32)
-            start = np.zeros(len(vectors) + 1, dtype=np.int64)
-        # written before term expansion: no term vectors to reuse
-        term_vectors = TermIndex.load(folder / "terms").known_vectors() if (folder / "terms").exists() else {}
-    except Exception as exc:
-        raise IndexCorruptError(str(path), f"{type(exc).__name__}: {str(exc)[:200]}") from None
-    if len(chunks) != len(vectors):
-        raise IndexCorruptError(str(path), f"{len(chunks)} chunks but {len(vectors)} vectors")
-    return PreviousVersion(version, manifest, chunks, vectors, windows, start, term_vectors)
+        terms = _load_derived(path, version, stored, check_only=True)[3]
+    except IndexCorruptError as exc:  # rebuilt from the stored vectors by the next version
+        damaged = exc.reason
+        terms = None
+        if not exc.reason.startswith(f"{version}/terms"):
+            try:
+                terms = TermIndex.load(path / version / "terms") if (path / version / "terms").exists() else None
+            except Exception:
+                terms = None
+    if terms is not None:  # written before term expansion: no term vectors to reuse
+        term_vectors = terms.known_vectors()
+    return PreviousVersion(version, manifest, stored.chunks, np.asarray(stored.vectors), windows, start,
+                           term_vectors, damaged)
 
 
-def _read_chunks(folder: Path) -> list[Chunk]:
-    return [Chunk(**json.loads(line)) for line in
-            (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
+def _read_chunks(file: Path) -> list[Chunk]:
+    chunks = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            chunks.append(Chunk(**json.loads(line)))
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise _Damaged(f"line {number} is not a chunk ({type(exc).__name__}: {str(exc)[:80]})") from None
+    return chunks
 
 
 def write_version(path: Path, chunks: list[Chunk], vectors: np.ndarray, manifest: dict[str, Any],
@@ -372,6 +517,19 @@ def _fsync_tree(folder: Path) -> None:
     for item in folder.rglob("*"):
         if item.is_file():
             _fsync(item)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Drop what ingests killed mid-write left (``.staging-*`` folders, ``.CURRENT.*``
+    pointers). Call it holding the index's lock: then nobody is writing them."""
+    if not Path(path).is_dir():
+        return
+    for item in Path(path).iterdir():
+        if item.name.startswith((".staging-", ".CURRENT.")):
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                item.unlink(missing_ok=True)
 
 
 def _remove_stale_versions(path: Path, keep: str) -> None:
