@@ -494,3 +494,57 @@ def test_ragas_csv_run_with_reference_answers_and_a_judge(corpus_txt_index, tmp_
     assert m["refusal"]["confusion"]["n"] == 1  # only the labelled question
     assert judge.calls >= 1 and m["grounding"]["judge_groundedness"] == 1.0
     assert result.settings["judge_model"] == "fake-judge"
+
+
+# --------------------------------------------------------------------------- settings objects (hash embedder: fast)
+
+
+def test_a_misspelled_or_bad_setting_fails_before_anything_loads(tmp_path):
+    from rag.evaluation.runner import evaluate
+
+    missing = tmp_path / "missing.jsonl"  # would be a QuestionFileError if anything were read first
+    with pytest.raises(InputError, match="unknown option temprature: valid options are k, candidates"):
+        evaluate(missing, tmp_path / "no-index", temprature=0.1)
+    with pytest.raises(InputError, match="temperature=5"):
+        evaluate(missing, tmp_path / "no-index", generation={"temperature": 5})
+    with pytest.raises(InputError, match="k=0"):
+        evaluate(missing, tmp_path / "no-index", k=0)
+
+
+@pytest.fixture
+def hash_index(tmp_path):
+    from rag.ingest.pipeline import ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bakery.txt").write_text("The bakery feeds its sourdough starter with rye flour every morning. "
+                                     "Loaves rest twelve hours before baking.", encoding="utf-8")
+    (docs / "orbits.txt").write_text("Jupiter takes almost twelve years to orbit the sun once.", encoding="utf-8")
+    ingest([docs], tmp_path / "index", embed_model="hash", progress=False)
+    return tmp_path / "index"
+
+
+def test_settings_objects_and_keyword_options_make_the_same_run(hash_index, tmp_path):
+    from rag.evaluation.runner import EvalRun, evaluate
+    from rag.settings import GenerationSettings, RetrievalSettings
+
+    questions = write(tmp_path, "q.jsonl", json.dumps({"id": "q1", "question": "How does the bakery feed its "
+                      "sourdough starter?", "source": "bakery.txt", "evidence": "rye flour"}) + "\n")
+    common = dict(generator="extractive", progress=False, report=False)
+    by_objects = evaluate(questions, hash_index, retrieval=RetrievalSettings(k=2, mmr=True),
+                          generation=GenerationSettings(temperature=0.0), out=tmp_path / "a", **common)
+    by_keywords = evaluate(questions, hash_index, k=2, mmr=True, temperature=0.0, out=tmp_path / "b", **common)
+
+    settings = by_objects.settings
+    assert settings == by_keywords.settings
+    assert (settings["k"], settings["temperature"], settings["retrieval"]) == (2, 0.0, {"mmr": True})
+    assert settings["top_p"] == GenerationSettings().top_p  # the one default, from rag.settings
+    assert by_objects.rows[0]["retrieved"][0]["source"] == "bakery.txt" and by_objects.rows[0]["hit"] == 1.0
+    # the keyword form reopens the folder the objects made: same fingerprint, nothing asked again
+    again = evaluate(questions, hash_index, k=2, mmr=True, temperature=0.0, out=tmp_path / "a", **common)
+    assert (again.resumed, again.answered) == (1, 0)
+
+    # one QA pipeline serves every question of a run
+    run = EvalRun(questions, hash_index, RetrievalSettings(k=2), GenerationSettings(), generator="extractive",
+                  out=tmp_path / "c")
+    assert run.qa.retrieval.k == 2 and run.opened is run.qa.index
