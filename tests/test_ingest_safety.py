@@ -71,3 +71,162 @@ def test_min_score_nan_is_rejected_by_ask(tmp_path, value):
     result = run("ask", "What is LoRA?", "-g", "extractive", "--index", tmp_path / "none", "--min-score", value)
     assert result.exit_code == 2, result.output
     assert "min_score" in result.output and "finite" in result.output
+
+
+# --- one bad file never stops an ingest ------------------------------------------------------------
+
+GOOD = "LoRA is a low-rank adaptation method: it trains two small matrices per layer."
+
+
+def ingest_cli(*args):
+    return run("ingest", *args, "--embed-model", "hash", "--quiet")
+
+
+def good_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "good.txt").write_text(GOOD, encoding="utf-8")
+    make_pdf(folder / "good.pdf", ["A real PDF page about FAISS and inner products."])
+    return folder
+
+
+def indexed_sources(index: Path) -> list[str]:
+    from rag.store import load_index
+
+    return sorted({chunk.source for chunk in load_index(index).chunks})
+
+
+def test_malformed_notebook_and_compression_bomb_fail_alone(tmp_path):
+    docs = good_docs(tmp_path / "docs")
+    (docs / "cells.ipynb").write_text(json.dumps({"cells": "notalist"}), encoding="utf-8")
+    make_compression_bomb_pdf(docs / "bomb.pdf", expands_to_mb=100)
+
+    result = ingest_cli(docs, "--index", tmp_path / "index")
+
+    assert result.exit_code == 1, result.output  # some inputs failed, the rest was done
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    failed = [line for line in result.output.splitlines() if line.lstrip().startswith("failed")]
+    assert len(failed) == 2
+    assert any("cells.ipynb: not a valid Jupyter notebook" in line for line in failed)
+    assert any("bomb.pdf: a compressed stream of the PDF expands beyond 75 MB" in line for line in failed)
+    assert indexed_sources(tmp_path / "index") == ["good.pdf", "good.txt"]
+
+
+def test_a_file_over_the_size_limit_fails_before_it_is_read(tmp_path):
+    docs = good_docs(tmp_path / "docs")
+    with open(docs / "huge.txt", "wb") as huge:  # 200 MB, sparse: costs no disk and no time
+        huge.truncate(200 * 1024 * 1024)
+
+    result = ingest_cli(docs, "--index", tmp_path / "index")
+
+    assert result.exit_code == 1, result.output
+    assert "huge.txt: the file is 200.0 MB, over the limit of 100 MB per file" in result.output
+    assert indexed_sources(tmp_path / "index") == ["good.pdf", "good.txt"]
+    # the limit is a setting: raised, the file is read (and found to be zeros: binary)
+    again = ingest_cli(docs, "--index", tmp_path / "index", "--max-file-mb", "300")
+    assert "huge.txt: the file looks binary" in again.output
+
+
+def test_limits_from_the_command_line_reach_the_loaders(tmp_path):
+    docs = good_docs(tmp_path / "docs")
+    make_pdf(docs / "long.pdf", [f"Page {n} of a long manual." for n in range(1, 8)])
+    result = ingest_cli(docs, "--index", tmp_path / "index", "--max-pages", "5")
+    assert "long.pdf: the PDF has 7 pages, over the limit of 5" in result.output
+    bad = ingest_cli(docs, "--index", tmp_path / "index", "--max-chars", "0")
+    assert bad.exit_code == 2 and "--max-chars=0: give a positive whole number" in bad.output
+
+
+def test_a_crash_while_chunking_one_file_fails_that_file_only(tmp_path, monkeypatch):
+    """Glue test: whatever a step after loading raises stays that file's failure."""
+    import rag.ingest.pipeline as pipeline
+
+    real = pipeline.chunk_records
+
+    def chunk_records(records, *, path, **kw):
+        if path.endswith("good.txt"):
+            raise IndexError("list index out of range")
+        return real(records, path=path, **kw)
+
+    monkeypatch.setattr(pipeline, "chunk_records", chunk_records)
+    summary = pipeline.ingest([good_docs(tmp_path / "docs")], tmp_path / "index", embed_model="hash", progress=False)
+    assert (summary.added, summary.failed) == (1, 1)
+    [failed] = [r for r in summary.reports if r.status == "failed"]
+    assert failed.reason == "could not be split into chunks (IndexError: list index out of range)"
+
+
+# --- symbolic links ------------------------------------------------------------------------------------
+
+
+def test_links_out_of_the_folder_are_skipped_unless_asked(tmp_path):
+    docs = good_docs(tmp_path / "docs")
+    elsewhere = tmp_path / "private"
+    elsewhere.mkdir()
+    (elsewhere / "secret.txt").write_text("The vault code is 4711.", encoding="utf-8")
+    (elsewhere / "more.txt").write_text("More private notes.", encoding="utf-8")
+    os.symlink(elsewhere / "secret.txt", docs / "secret.txt")
+    os.symlink(elsewhere, docs / "private_folder")
+    os.symlink(docs / "good.txt", docs / "alias.txt")  # inside the folder: fine
+
+    result = ingest_cli(docs, "--index", tmp_path / "index")
+
+    assert result.exit_code == 0, result.output  # skipped is not failed
+    assert (f"skipped  {docs / 'secret.txt'}: a link to {elsewhere / 'secret.txt'}, outside {docs}: "
+            f"not followed (--follow-links takes it)") in result.output
+    assert "private_folder: a link to the folder" in result.output
+    assert indexed_sources(tmp_path / "index") == ["alias.txt", "good.pdf", "good.txt"]
+
+    followed = ingest_cli(docs, "--index", tmp_path / "index", "--follow-links")
+    assert followed.exit_code == 0, followed.output
+    assert "secret.txt" in indexed_sources(tmp_path / "index")
+    assert "more.txt" not in indexed_sources(tmp_path / "index")  # folders behind links are never walked
+
+
+# --- the report, the lock, leftovers -------------------------------------------------------------------
+
+
+def test_a_newline_in_a_file_name_does_not_split_the_report_line(tmp_path):
+    from rag.ingest.pipeline import ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "two\nlines.txt").write_text(GOOD, encoding="utf-8")
+    (docs / "forged\n   failed  x.txt").write_bytes(b"")  # empty: it fails, and its name tries to forge a line
+
+    result = run("ingest", docs, "--index", tmp_path / "index", "--embed-model", "hash", "--quiet")
+
+    assert result.output == f"   failed  {docs}/forged\\n   failed  x.txt: the file is empty: nothing to index\n"
+    summary = ingest([docs], tmp_path / "index", embed_model="hash", progress=False)
+    [added] = [r for r in summary.reports if r.status == "unchanged"]
+    assert added.path == f"{docs}/two\nlines.txt"  # the real name, for programs
+    assert added.line() == f"unchanged  {docs}/two\\nlines.txt"  # one line, for people
+
+
+def test_a_second_ingest_says_it_is_waiting_for_the_lock(tmp_path):
+    from filelock import FileLock
+
+    from rag.errors import RagError
+    from rag.ingest.pipeline import ingest
+
+    docs, index = good_docs(tmp_path / "docs"), tmp_path / "index"
+    index.mkdir()
+    messages = []
+    with FileLock(str(index / ".lock")):  # another ingest is writing
+        with pytest.raises(RagError, match="another ingest is writing"):
+            ingest([docs], index, embed_model="hash", progress=False, lock_timeout=0.3, on_wait=messages.append)
+    assert messages == [f"waiting for another ingest of this index… ({index})"]
+    # free: no message
+    messages.clear()
+    assert ingest([docs], index, embed_model="hash", progress=False, on_wait=messages.append).ok
+    assert messages == []
+
+
+def test_leftovers_of_a_killed_ingest_are_removed_by_the_next_one(tmp_path):
+    docs, index = good_docs(tmp_path / "docs"), tmp_path / "index"
+    assert ingest_cli(docs, "--index", index).exit_code == 0
+    (index / ".staging-v-20260101T000000-abcdef").mkdir()  # as kill -9 during a write leaves them
+    (index / ".staging-v-20260101T000000-abcdef" / "vectors.npy").write_bytes(b"half")
+    (index / ".CURRENT.v-20260101T000000-abcdef").write_text("v-20260101T000000-abcdef")
+
+    result = ingest_cli(docs, "--index", index)  # nothing changed: no new version is written
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in index.iterdir() if p.name.startswith(".")) == [".lock"]
