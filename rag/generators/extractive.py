@@ -1,5 +1,18 @@
-"""No language model: the answer is the retrieved sentences that best match the
-question, each with its citation. Fast, faithful to the documents, fully offline."""
+"""No language model: the answer is the sentence of the retrieved chunks that answers
+the question, with its citation; a second passage only when it scores nearly as well
+and says something the first does not. Fast, faithful to the documents, fully offline.
+
+Each candidate (a sentence; consecutive short lines such as "임곗값: 0.4" / "재현율:
+0.8197" packed into one passage) is scored by
+
+- its embedding cosine with the question (meaning, across languages),
+- the share of the question's tokens it contains (exact terms, numbers, identifiers),
+- the rarity-weighted share of the question's words it holds through the
+  cross-lingual term expansion (rag/citations.py ``TermEvidence``), which finds the
+  sentence of a Chinese report that answers a Korean question,
+- a small prior for the retrieval rank of its chunk,
+- whether it holds the kind of answer the question asks for (a number, an address).
+"""
 
 from __future__ import annotations
 
@@ -9,34 +22,98 @@ from typing import Iterator
 import numpy as np
 
 from rag.lexical import tokenize
-from rag.text import pack_sentences, quote_brackets
+from rag.text import quote_brackets
 from rag.text import split_sentences as _split_sentences
 
 from .base import GenerationRequest, Generator
 
-MAX_SENTENCES = 3  # passages in an answer
+MAX_PASSAGES = 2  # "a sentence or two"
+# A second passage must score within this of the best (score units: cosine + shares)
+# and bring at least this share of content tokens the first lacks.
+CLOSE_SCORE = 0.08
+NEW_CONTENT = 0.5
 # Sentences scored per answer: enough to cover the top chunks, few enough that
 # embedding them stays within a few tens of milliseconds on a CPU.
 MAX_CANDIDATES = 36
 SOURCES_SCANNED = 4
-
-
-PASSAGE_CHARS = 180
-
-
-def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
-    """Consecutive sentences packed up to ``max_chars``: a label and its value
-    ("임곗값: 0.4" / "재현율: 0.8197") often sit on separate short lines."""
-    return pack_sentences(split_sentences(text), max_chars)
+# Lines shorter than this without sentence punctuation are fragments (a label, a value,
+# a table row): consecutive ones are packed up to PASSAGE_CHARS.
+FRAGMENT_CHARS = 60
+PASSAGE_CHARS = 240
+# Weights of the score parts. Chosen by reasoning, not fitted to questions: the cosine
+# ranges ~0.1-0.7; a passage holding all question words (tokens or expanded terms)
+# gains up to 0.5 each; retrieval rank adds at most 0.1.
+TOKEN_WEIGHT = 0.5
+TERM_WEIGHT = 0.5
+PRIOR_WEIGHT = 0.1
 
 
 def split_sentences(text: str) -> list[str]:
+    """Abbreviation-safe sentences ("Dr. Ada Moreno" stays whole) with list and table
+    markup stripped, tiny pieces dropped."""
     sentences = []
     for piece in _split_sentences(text):
         piece = piece.strip(" \t-*#>|")
-        if len(piece) >= 8 and re.search(r"\w", piece):
+        if len(piece) >= 2 and re.search(r"\w", piece):
             sentences.append(piece)
     return sentences
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？]$")
+
+
+def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
+    """Sentences, and for runs of short fragments ("임곗값: 0.4", "재현율: 0.8197") one
+    passage starting at each fragment, packed up to ``max_chars``: a label and its value
+    often sit on separate lines, and a fixed packing would cut between them."""
+    passages: list[str] = []
+    run: list[str] = []
+
+    def flush():
+        for start in range(len(run)):
+            passage = ""
+            for piece in run[start:]:
+                if passage and len(passage) + len(piece) + 1 > max_chars:
+                    break
+                passage = f"{passage} {piece}".strip()
+            passages.append(passage)
+        run.clear()
+
+    for sentence in split_sentences(text):
+        if len(sentence) < FRAGMENT_CHARS and not _SENTENCE_END.search(sentence):
+            run.append(sentence)
+            continue
+        flush()
+        passages.append(sentence)
+    flush()
+    return [p for p in dict.fromkeys(passages) if len(p) >= 8]
+
+
+# Answer types a question announces, and what a passage needs to hold one: a question
+# for a number wants a number the question does not already give; one for an address
+# wants a URL or an IP address.
+_ASKS_NUMBER = re.compile(
+    r"\b(how (many|much|long|big|large)|what (value|number|size|percentage)|quant[oaie]|numero|valore|"
+    r"accuracy|precision|recall|score|rate|size|runtime|accuratezza|precisione)\b|몇|얼마|多少|几|百分之|정확도|재현율|정밀도|准确率|召回",
+    re.IGNORECASE)
+_ASKS_ADDRESS = re.compile(r"\b(url|uri|address|endpoint|indirizzo|link)\b|주소|地址|网址|接口", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_ADDRESS = re.compile(r"https?://|\b\d{1,3}(?:\.\d{1,3}){3}\b|\w+\.\w+/\w+")
+ANSWER_TYPE_WEIGHT = 0.15
+
+
+def answer_type_match(question: str, passage: str) -> float:
+    """1 when ``passage`` holds the kind of answer ``question`` asks for (a new number, an
+    address), 0 when it does not, 0.5 when the question announces no type."""
+    wants = []
+    if _ASKS_ADDRESS.search(question):
+        wants.append(bool(_ADDRESS.search(passage)))
+    elif _ASKS_NUMBER.search(question):
+        given = set(_NUMBER.findall(question))
+        wants.append(any(n not in given for n in _NUMBER.findall(passage)))
+    if not wants:
+        return 0.5
+    return 1.0 if all(wants) else 0.0
 
 
 _quote = quote_brackets
@@ -47,47 +124,86 @@ class ExtractiveGenerator(Generator):
     model = "extractive"
     is_llm = False
 
-    def select(self, request: GenerationRequest) -> list[tuple[str, int]]:
-        """(sentence, 1-based source number) pairs, best first."""
-        candidates: list[tuple[str, int, float]] = []
-        per_source = max(4, MAX_CANDIDATES // max(1, min(len(request.sources), SOURCES_SCANNED)))
+    def candidates(self, request: GenerationRequest) -> list[tuple[str, int, int]]:
+        """(passage, 1-based source number, position in the source) of the top sources,
+        the passages of a long chunk preselected by the question words they share."""
+        evidence = request.evidence
         q_tokens = set(tokenize(request.question))
-        for number, source in enumerate(request.sources[:SOURCES_SCANNED], start=1):
-            rank_prior = 1.0 / (number + 1)  # retrieval order already carries relevance
-            sentences = split_passages(source.text) if PASSAGE_CHARS else split_sentences(source.text)
-            if len(sentences) > per_source:
-                # A long chunk: keep the sentences sharing most words with the question
-                # (the earliest on ties), not just its first ones.
-                shared = [len(q_tokens & set(tokenize(s))) for s in sentences]
-                keep = sorted(sorted(range(len(sentences)), key=lambda i: -shared[i])[:per_source])
-                sentences = [sentences[i] for i in keep]
-            for sentence in sentences:
-                candidates.append((sentence, number, rank_prior))
+        scanned = request.sources[:SOURCES_SCANNED]
+        per_source = max(4, MAX_CANDIDATES // max(1, len(scanned)))
+        out = []
+        for number, source in enumerate(scanned, start=1):
+            passages = split_passages(source.text)
+            if len(passages) > per_source:
+                def cheap(i):
+                    shared = len(q_tokens & set(tokenize(passages[i]))) / (len(q_tokens) or 1)
+                    return shared + (evidence.coverage(passages[i]) if evidence is not None and len(evidence) else 0)
+
+                keep = sorted(sorted(range(len(passages)), key=lambda i: -cheap(i))[:per_source])
+            else:
+                keep = range(len(passages))
+            out += [(passages[i], number, i) for i in keep]
+        return out
+
+    @staticmethod
+    def heading(text: str, passage: str) -> str:
+        """The nearest heading-like line above ``passage`` in ``text`` ("## RoBERTa:",
+        "• T5:", a short line ending with a colon), or ""."""
+        position = text.find(passage[:40])
+        if position <= 0:
+            return ""
+        for line in reversed(text[:position].splitlines()[-6:]):
+            line = line.strip()
+            if line and len(line) < FRAGMENT_CHARS and (line.startswith("#") or line.endswith(":")):
+                return line.strip("#*• :")
+        return ""
+
+    def scored(self, request: GenerationRequest) -> list[tuple[float, str, int, int]]:
+        """(score, passage, source number, position), best first."""
+        candidates = self.candidates(request)
         if not candidates:
             return []
-        overlap = np.array([
-            len(q_tokens & set(tokenize(s))) / (len(q_tokens) or 1) for s, _, _ in candidates
-        ])
+        evidence = request.evidence
+        q_tokens = set(tokenize(request.question))
+        # Words count with the heading above the passage ("RoBERTa:" over "Pretraining
+        # objective: MLM"): a section's subject is often only in its heading.
+        context = [self.heading(request.sources[number - 1].text, p) + " " + p for p, number, _ in candidates]
+        tokens = np.array([len(q_tokens & set(tokenize(c))) / (len(q_tokens) or 1) for c in context])
+        terms = (np.array([evidence.coverage(c) for c in context])
+                 if evidence is not None and len(evidence) else np.zeros(len(candidates)))
         if request.embedder is not None:
-            vectors = request.embedder.embed_passages([s for s, _, _ in candidates])
+            vectors = request.embedder.embed_passages([p for p, _, _ in candidates])
             semantic = vectors @ request.embedder.embed_query(request.question)
         else:
             semantic = np.zeros(len(candidates))
-        prior = np.array([p for _, _, p in candidates])
-        score = semantic + 0.5 * overlap + 0.2 * prior
-        order = np.argsort(-score)
-        picked, seen = [], set()
-        for i in order:
-            sentence, number, _ = candidates[i]
-            if sentence in seen:
-                continue
-            seen.add(sentence)
-            picked.append((sentence, number))
-            if len(picked) == MAX_SENTENCES:
+        prior = np.array([1.0 / (number + 1) for _, number, _ in candidates])
+        kind = np.array([answer_type_match(request.question, p) for p, _, _ in candidates])
+        score = (semantic + TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior
+                 + ANSWER_TYPE_WEIGHT * kind)
+        order = np.argsort(-score, kind="stable")
+        return [(float(score[i]), *candidates[i]) for i in order]
+
+    def select(self, request: GenerationRequest) -> list[tuple[str, int]]:
+        """(passage, 1-based source number) pairs of the answer, best first: the best
+        passage, and a second one only if it scores within CLOSE_SCORE of it and at least
+        NEW_CONTENT of its content tokens are new."""
+        ranked = self.scored(request)
+        if not ranked:
+            return []
+        best_score, best, best_number, _ = ranked[0]
+        picked = [(best, best_number)]
+        seen = set(tokenize(best))
+        for score, passage, number, _ in ranked[1:]:
+            if len(picked) >= MAX_PASSAGES or score < best_score - CLOSE_SCORE:
                 break
+            words = set(tokenize(passage))
+            if not words or len(words - seen) / len(words) < NEW_CONTENT:
+                continue  # says what the first already says
+            picked.append((passage, number))
+            seen |= words
         return picked
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         picked = self.select(request)
-        for i, (sentence, number) in enumerate(picked):
-            yield ("\n" if i else "") + f"{_quote(sentence)} [{number}]"
+        for i, (passage, number) in enumerate(picked):
+            yield ("\n" if i else "") + f"{_quote(passage)} [{number}]"

@@ -1,0 +1,87 @@
+"""Answerability: do the retrieved chunks answer the question? One score, one threshold.
+
+A single dense cosine cannot tell "the documents talk about T5" from "the documents
+say T5's BLEU score": a near-topic question lands close to the right chunks and is
+answered with whatever they hold. So several signals are combined:
+
+- ``dense``: the best cosine between the question and a chunk (the topic);
+- ``coverage``: the rarity-weighted share of the question's content words that the
+  best chunk holds, directly or through the cross-lingual term expansion
+  ("정확도" reaches "accuracy"); a near-topic question's decisive word ("BLEU",
+  "Australia", "TPU") is usually nowhere;
+- ``known``: the rarity-weighted share of the question's words that reach any corpus
+  word at all.
+
+Also tried, and left out because the fit gave them no weight once coverage was in:
+the best sentence-window cosine, the fused-score margin between the first and the
+k-th chunk, coverage within the best ~240-character span, the rarity of the rarest
+missing word.
+
+A logistic model over them (weights fitted by ``python bench/calibrate.py`` on the
+dev, extra and near-topic question sets) gives ``Answer.score`` in 0..1; questions
+below ``min_score`` (rag.config.DEFAULT_MIN_SCORE, ``--min-score``, ``RAG_MIN_SCORE``)
+are refused.
+
+In a conversation the coverage is taken over the words of the latest question
+itself, not of the question joined with the previous one: "And the capital of
+Australia?" after a question about the report borrows its topic for retrieval, but
+its own words must still be found.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .citations import TermEvidence, term_evidence
+from .terms import extract_terms
+
+FEATURES = ("dense", "coverage", "known")
+# Fitted by `python bench/calibrate.py` (standardized logistic regression, mapped back
+# to raw feature units here); the threshold is rag.config.DEFAULT_MIN_SCORE.
+WEIGHTS = (6.531, 6.254, 4.39)
+BIAS = -9.09
+TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
+
+
+@dataclass
+class Signals:
+    dense: float
+    coverage: float
+    known: float
+
+    def vector(self) -> np.ndarray:
+        return np.array([getattr(self, name) for name in FEATURES], dtype=np.float64)
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def score(signals: Signals) -> float:
+    """The answerability score in 0..1 of these signals."""
+    x = float(np.dot(WEIGHTS, signals.vector())) + BIAS
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+
+
+def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | None = None,
+            own_question: str | None = None) -> tuple[Signals, TermEvidence]:
+    """The answerability signals of a retrieval for ``question`` (the standalone question);
+    ``own_question`` is what the user typed when it was joined to an earlier one."""
+    sources = retrieval.sources
+    if evidence is None:
+        evidence = term_evidence(question, index, embedder)
+    if not sources:
+        return Signals(float(retrieval.best_dense), 0.0, evidence.known()), evidence
+    own = evidence
+    if own_question and own_question != question:
+        mine = term_evidence(own_question, index, embedder)
+        if len(mine):
+            own = mine
+    top = sources[:TOP_CHUNKS]
+    coverage = max(own.coverage(source.text, set(extract_terms(source.text))) for source in top) if len(own) else 0.0
+    return Signals(float(retrieval.best_dense), coverage, own.known()), evidence
+
+
+__all__ = ["Signals", "signals", "score", "FEATURES", "WEIGHTS", "BIAS"]
