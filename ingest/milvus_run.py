@@ -16,7 +16,7 @@ import time
 from rag import milvus_store
 from rag.terms import extract_terms
 
-from .pipeline import IngestRun, IngestSummary
+from .run import IngestRun, IngestSummary
 
 
 class MilvusIngestRun(IngestRun):
@@ -65,6 +65,7 @@ class MilvusIngestRun(IngestRun):
                 writer.remove_file(key)
             writer.collect_garbage()
             writer.touch()
+            writer.flush()
             summary.version = milvus_store.read_current(self.index_path) or ""
             summary.index_type = milvus_store.read_manifest(self.index_path)["index_type"]
 

@@ -138,15 +138,16 @@ def test_limits_from_the_command_line_reach_the_loaders(tmp_path):
 def test_a_crash_while_chunking_one_file_fails_that_file_only(tmp_path, monkeypatch):
     """Glue test: whatever a step after loading raises stays that file's failure."""
     import rag.ingest.pipeline as pipeline
+    import rag.ingest.run as run  # where the run chunks each file
 
-    real = pipeline.chunk_records
+    real = run.chunk_records
 
     def chunk_records(records, *, path, **kw):
         if path.endswith("good.txt"):
             raise IndexError("list index out of range")
         return real(records, path=path, **kw)
 
-    monkeypatch.setattr(pipeline, "chunk_records", chunk_records)
+    monkeypatch.setattr(run, "chunk_records", chunk_records)
     summary = pipeline.ingest([good_docs(tmp_path / "docs")], tmp_path / "index", embed_model="hash", progress=False)
     assert (summary.added, summary.failed) == (1, 1)
     [failed] = [r for r in summary.reports if r.status == "failed"]

@@ -1,0 +1,550 @@
+"""The ingest run: walk folders, load, clean, chunk, embed only what changed, and
+hand the new version to the store.
+
+Re-running on the same folder re-embeds only new or changed files (by content
+hash). Files that were ingested from a walked folder and are gone now are removed
+from the index (``prune_missing=False`` keeps them). A file that fails to load but
+was ingested before keeps its previous chunks: a bad copy never erases good data.
+
+:class:`IngestRun` is the FAISS-folder run; ``milvus_run.MilvusIngestRun`` builds on
+it. :func:`rag.ingest.pipeline.ingest` chooses the run, takes the lock and starts it
+(a module above both, so that neither imports the other).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from rag import config
+from rag.errors import DocumentError
+from rag.terms import extract_terms
+from rag.types import Chunk
+from rag.text import sentence_windows, sha256
+
+from .chunking import ChunkerSettings, chunk_records, make_splitter
+from .limits import Limits
+from .loaders import LOADERS, load_document
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str  # added | changed | unchanged | removed | failed | skipped
+    chunks: int = 0
+    pages: int = 0
+    reason: str = ""  # why it failed or was skipped
+    warning: str = ""
+
+    def line(self) -> str:
+        detail = self.reason or self.warning
+        return f"{self.status:>9}  {_printable(self.path)}" + (f": {detail}" if detail else "")
+
+
+def _printable(name: str) -> str:
+    """A file name on one line: a newline or other control character in it (legal on
+    POSIX) is shown escaped, so it cannot split the report or forge a line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in name)
+
+
+@dataclass
+class IngestSummary:
+    index: str
+    files: int = 0  # documents now in the index
+    pages: int = 0
+    chunks: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    chunks_embedded: int = 0
+    texts_embedded: int = 0  # chunks plus their sentence windows
+    terms_embedded: int = 0  # new corpus terms (rag/terms.py)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    chunks_per_s: float = 0.0  # embedded chunks per second of the whole run
+    embed_model: str = ""
+    index_type: str = ""
+    version: str = ""
+    reports: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        return (
+            f"{self.files} files, {self.pages} pages, {self.chunks} chunks in {self.seconds:.1f} s "
+            f"({self.chunks_embedded} embedded, {self.chunks_per_s:.1f} chunks/s); "
+            f"added {self.added}, changed {self.changed}, unchanged {self.unchanged}, removed {self.removed}, "
+            f"failed {self.failed}, skipped {self.skipped} -> {self.index}"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = None,
+             exclude: list[str] | None = None, follow_links: bool = False,
+             ) -> tuple[list[Path], list[Path], list[FileReport]]:
+    """(files to load, folders walked, reports for paths that cannot be used).
+
+    A symbolic link found in a walked folder is followed only when it stays inside
+    that folder: a link to a file elsewhere (``/etc/passwd``, a home folder) would make
+    its content answerable to whoever asks. ``follow_links`` takes them too.
+    Folders reached through links are not walked (no loops, no escapes)."""
+    files: list[Path] = []
+    roots: list[Path] = []
+    reports: list[FileReport] = []
+    include = include or []
+    exclude = exclude or []
+
+    def wanted(rel: str) -> bool:
+        if include and not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(Path(rel).name, pat) for pat in include):
+            return False
+        return not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(Path(rel).name, pat) for pat in exclude)
+
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            reports.append(FileReport(str(path), "failed", reason="does not exist: check the path"))
+            continue
+        path = path.resolve()
+        if path.is_file():
+            files.append(path)
+            continue
+        roots.append(path)
+        for found in sorted(path.rglob("*")):
+            rel = found.relative_to(path)
+            if _hidden(rel):
+                continue
+            if found.is_dir():
+                if found.is_symlink() and wanted(rel.as_posix()):
+                    reports.append(FileReport(str(found), "skipped", reason=(
+                        f"a link to the folder {found.resolve()}: links to folders are not walked")))
+                continue
+            if not wanted(rel.as_posix()):
+                continue
+            if found.is_symlink() and not follow_links:
+                target = found.resolve()
+                if not target.is_relative_to(path):
+                    reports.append(FileReport(str(found), "skipped", reason=(
+                        f"a link to {target}, outside {path}: not followed (--follow-links takes it)")))
+                    continue
+            if found.suffix.lower() not in LOADERS:
+                reports.append(FileReport(str(found), "skipped",
+                                          reason=f"unsupported format '{found.suffix or '(none)'}'"))
+                continue
+            files.append(found)
+    unique = list(dict.fromkeys(files))
+    return unique, roots, reports
+
+
+class _EmbeddingWorker:
+    """Embeds chunks with their sentence windows, and corpus terms not seen before, on
+    one background thread while the main thread parses the next files and extracts
+    their terms (pypdf and jieba are pure Python; the encoder spends its time in
+    numpy, which releases the GIL).
+
+    Whatever is queued when the thread gets to it goes into one encode call: parsing
+    outpaces embedding, so after the first file the calls are large and sorted by
+    length like a bare ``model.encode`` of everything (a call per file measured ~12%
+    slower). Only this thread touches ``term_vectors`` until ``close``.
+    """
+
+    MAX_BATCH_CHUNKS = 2048  # keeps progress moving and memory flat on big folders
+
+    def __init__(self, embedder, window_chars: int, term_vectors: dict[str, np.ndarray]):
+        import queue
+        import threading
+
+        self.embedder = embedder
+        self.window_chars = window_chars
+        self.term_vectors = term_vectors
+        self.terms_embedded = 0
+        self.error: BaseException | None = None  # a failed terms-only batch, raised by the ingest
+        self._closed = False
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="embed", daemon=True)
+        self._thread.start()
+
+    def submit(self, chunks: list[Chunk]):
+        """A future of [(vector, window vectors)] for ``chunks``."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self._queue.put((chunks, future))
+        return future
+
+    def add_terms(self, terms) -> None:
+        """Embed whichever of ``terms`` has no vector yet (done by ``close``)."""
+        self._queue.put((list(terms), None))
+
+    def close(self, cancel: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if cancel:
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None and item[1] is not None:
+                    item[1].cancel()
+        self._queue.put(None)
+        if not cancel:
+            self._thread.join()
+
+    def _run(self) -> None:
+        import queue
+
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while sum(len(item[0]) for item in batch if item and item[1]) < self.MAX_BATCH_CHUNKS:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            jobs = [item for item in batch if item is not None and item[1] is not None
+                    and item[1].set_running_or_notify_cancel()]
+            terms = [term for item in batch if item is not None and item[1] is None for term in item[0]]
+            try:
+                results = self._embed([chunks for chunks, _ in jobs], terms)
+            except BaseException as exc:  # handed to the main thread through the futures
+                for _, future in jobs:
+                    future.set_exception(exc)
+                self.error = exc
+            else:
+                for (_, future), result in zip(jobs, results):
+                    future.set_result(result)
+
+    def _embed(self, files: list[list[Chunk]], terms: list[str]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        chunks = [chunk for file_chunks in files for chunk in file_chunks]
+        windows = [sentence_windows(chunk.text, self.window_chars) for chunk in chunks]
+        new_terms = [t for t in dict.fromkeys(terms) if t not in self.term_vectors]
+        # one call for chunks and their windows: USE reuses a chunk's per-token work
+        # for the inside of its windows (rag/embedders/use_fast.py)
+        vectors, window_vectors = self.embedder.embed_passages_with_windows(
+            [chunk.embedding_text() for chunk in chunks], windows)
+        if new_terms:
+            self.term_vectors.update(zip(new_terms, self.embedder.embed_passages(new_terms)))
+            self.terms_embedded += len(new_terms)
+        per_chunk = list(zip(vectors, window_vectors))
+        out, start = [], 0
+        for file_chunks in files:
+            out.append(per_chunk[start:start + len(file_chunks)])
+            start += len(file_chunks)
+        return out
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)
+
+
+class IngestRun:
+    """One ingest into one index, run while holding the index's lock.
+
+    ``kept`` is the new version being assembled, in chunk-row order: each entry is
+    (chunk, (vector, window vectors)) for a chunk reused from the live version, or
+    (chunk, None) for a new one whose vectors the embedding worker is computing
+    (``pending`` holds its futures). Steps: :meth:`load_file` for each file found,
+    :meth:`keep_unseen` for files ingested before and not named this time, then
+    :meth:`publish` writes the new version when anything changed.
+    """
+
+    def __init__(self, index_path: Path, settings: ChunkerSettings, *, embed_model: str | None = None,
+                 index_type: str = "auto", rebuild: bool = False, prune_missing: bool = True,
+                 progress: bool = True, on_file: Callable[[FileReport], None] | None = None,
+                 started: float | None = None, limits: Limits | None = None, follow_links: bool = False):
+        from rag.errors import EmbedderMismatchError
+        from rag.store import read_previous
+
+        self.index_path = index_path
+        self.settings = settings
+        self.index_type = index_type
+        self.prune_missing = prune_missing
+        self.progress = progress
+        self.on_file = on_file
+        self.started = time.perf_counter() if started is None else started
+        self.limits = limits or Limits.from_config()
+        self.follow_links = follow_links
+
+        previous = None if rebuild else read_previous(index_path)
+        self.model_name = (config.embed_model(embed_model) if (embed_model or previous is None)
+                           else previous.embed_model)
+        if previous is not None and previous.embed_model != self.model_name:
+            raise EmbedderMismatchError(str(index_path), previous.embed_model, self.model_name)
+        # Term vectors depend on the words only, whatever the chunking: always reusable.
+        self.term_vectors: dict[str, np.ndarray] = previous.term_vectors if previous else {}
+        if previous is not None and previous.chunker != settings.describe():
+            previous = None  # other chunk sizes: every file must be chunked and embedded again
+        self.previous = previous
+        self.old_files: dict[str, dict] = previous.files if previous else {}
+        self.rows_by_file: dict[str, list[int]] = previous.rows_by_file() if previous else {}
+
+        self.summary = IngestSummary(index=str(index_path), embed_model=self.model_name)
+        self.kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
+        self.files_meta: dict[str, dict] = {}
+        self.seen: set[str] = set()
+        self.pending: list[tuple[int, int, object]] = []  # (first kept row, count, future)
+        self.terms_of: dict[int, list[str]] = {}  # terms of each new chunk, by kept row
+        self.embedder = self.splitter = None
+        self.worker: _EmbeddingWorker | None = None
+
+    # ----------------------------------------------------------------- the steps
+
+    def run(self, paths, include: list[str] | None = None, exclude: list[str] | None = None) -> IngestSummary:
+        files, roots, early = discover(paths, include, exclude, self.follow_links)
+        for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
+            self._count(item.status)
+            self.report(item)
+        try:
+            # Each file's chunks are embedded on the worker thread while this thread
+            # parses the next files (_EmbeddingWorker).
+            bar = _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file")
+            for path in bar:
+                if hasattr(bar, "set_postfix_str"):  # which file, and how big: a slow one shows why
+                    bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
+                self.load_file(path)
+        except BaseException:
+            self._close_worker(cancel=True)
+            raise
+        try:
+            self.keep_unseen(roots)
+            return self.publish()
+        finally:
+            self._close_worker()
+
+    def load_file(self, path: Path) -> None:
+        """Hash, load and chunk one file; reuse its previous chunks when unchanged, else
+        queue the new chunks for embedding."""
+        key = str(path)
+        self.seen.add(key)
+        previous = self.old_files.get(key)
+        read_error = ""
+        try:
+            # the size limit before reading: hashing a 2 GB file would read it all first
+            self.limits.check_size(path, path.stat().st_size)
+            data = path.read_bytes()
+            file_hash = sha256(data)
+        except DocumentError as exc:
+            file_hash, read_error = None, exc.reason
+        except OSError as exc:
+            file_hash = None
+            read_error = f"cannot read the file ({exc.strerror or exc})"
+        if file_hash is not None and previous and previous["hash"] == file_hash:
+            self._keep_previous(key)
+            self.summary.unchanged += 1
+            self.report(FileReport(key, "unchanged", previous["chunks"], previous.get("pages", 0)))
+            return
+        try:
+            if file_hash is None:
+                raise DocumentError(key, read_error)
+            records = load_document(path, self.limits)
+            self._start_worker()
+            try:
+                chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=self.splitter)
+            except Exception as exc:  # one file's odd text must not end the ingest: it fails alone
+                raise DocumentError(key, f"could not be split into chunks ({type(exc).__name__}: "
+                                         f"{str(exc)[:120]})") from None
+            if not chunks:
+                raise DocumentError(key, "no text left after cleaning: nothing to index")
+        except DocumentError as exc:
+            self.summary.failed += 1
+            if previous:  # keep what we had: a broken copy must not erase good data
+                self._keep_previous(key)
+                self.report(FileReport(key, "failed", reason=exc.reason + " (kept its previous version in the index)"))
+            else:
+                self.report(FileReport(key, "failed", reason=exc.reason))
+            return
+        pages = sum(1 for r in records if r.page is not None)
+        warning = next((r.warning for r in records if r.warning), None) or ""
+        status = "changed" if previous else "added"
+        self._count(status)
+        first = len(self.kept)
+        self.pending.append((first, len(chunks), self.worker.submit(chunks)))
+        # terms are extracted here, while the worker embeds this file's chunks
+        file_terms = [extract_terms(chunk.embedding_text()) for chunk in chunks]
+        self.terms_of.update(zip(range(first, first + len(chunks)), file_terms))
+        self.worker.add_terms(t for terms in file_terms for t in terms)
+        self.kept.extend((chunk, None) for chunk in chunks)
+        self.files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
+                                "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.report(FileReport(key, status, len(chunks), pages, warning=warning))
+
+    def keep_unseen(self, roots: list[Path]) -> None:
+        """Files ingested before and not found this time: removed when they are gone
+        from a walked folder (``prune_missing``), otherwise kept as they were."""
+        for key, meta in self.old_files.items():
+            if key in self.seen or key in self.files_meta:
+                continue
+            under_walked_root = any(Path(key).is_relative_to(root) for root in roots)
+            if self.prune_missing and under_walked_root and not Path(key).exists():
+                self.summary.removed += 1
+                self.report(FileReport(key, "removed", meta["chunks"], meta.get("pages", 0)))
+                continue
+            self._keep_previous(key)
+
+    def publish(self) -> IngestSummary:
+        """Collect the embeddings, write the new version (when anything changed), fill the summary."""
+        from rag.store import read_manifest, write_version
+
+        summary = self.summary
+        changed = summary.added + summary.changed + summary.removed
+        if self.previous is None and not self.kept:
+            pass  # a first ingest where every file failed: no index to write, none half-made
+        elif self.previous is not None and changed == 0 and not self.previous.damaged:
+            summary.version = self.previous.version
+            summary.index_type = self.previous.manifest.get("index_type", "")
+        else:
+            if self.previous is not None and self.previous.damaged:
+                # rebuilt below from the stored vectors: say so, an unchanged folder would be silent
+                self.report(FileReport(str(self.index_path), "repaired",
+                                       reason=f"{self.previous.damaged}: rebuilt in a new version"))
+            embed_started = time.perf_counter()
+            vectors, window_blocks = self._collect_vectors()
+            terms = self._term_index(vectors.shape[1])
+            summary.embed_seconds = time.perf_counter() - embed_started
+            window_owner = window_vectors = None
+            if self.settings.window_chars:
+                window_owner = np.concatenate(
+                    [np.full(len(block), row, dtype=np.int32) for row, block in enumerate(window_blocks)] or
+                    [np.zeros(0, dtype=np.int32)])
+                window_vectors = (np.concatenate(window_blocks) if window_blocks
+                                  else np.zeros((0, vectors.shape[1]), np.float32))
+            summary.version = write_version(self.index_path, [c for c, _ in self.kept], vectors, self._manifest(),
+                                            self.index_type, window_vectors=window_vectors,
+                                            window_owner=window_owner, terms=terms)
+            summary.index_type = read_manifest(self.index_path)["index_type"]
+
+        summary.files = len(self.files_meta)
+        summary.pages = sum(m.get("pages", 0) for m in self.files_meta.values())
+        summary.chunks = len(self.kept)
+        summary.seconds = time.perf_counter() - self.started
+        summary.chunks_per_s = summary.chunks_embedded / summary.seconds if summary.seconds else 0.0
+        return summary
+
+    # ----------------------------------------------------------------- helpers
+
+    def report(self, item: FileReport) -> None:
+        self.summary.reports.append(item)
+        if self.on_file:
+            self.on_file(item)
+
+    def _count(self, status: str) -> None:
+        setattr(self.summary, status, getattr(self.summary, status) + 1)
+
+    def _keep_previous(self, key: str) -> None:
+        """Carry file ``key``'s chunks and vectors over from the live version."""
+        for row in self.rows_by_file.get(key, []):
+            self.kept.append((self.previous.chunks[row], self.previous.stored(row)))
+        self.files_meta[key] = self.old_files[key]
+
+    def _start_worker(self) -> None:
+        """Load the embedder on the first file that needs it (an ingest of unchanged files never does)."""
+        if self.worker is not None:
+            return
+        from rag.embedders import get_embedder
+
+        self.embedder = get_embedder(self.model_name)
+        self.splitter = make_splitter(self.settings, self.embedder.count_tokens, self.embedder.max_tokens)
+        self.worker = _EmbeddingWorker(self.embedder, self.settings.window_chars, self.term_vectors)
+
+    def _close_worker(self, cancel: bool = False) -> None:
+        if self.worker is not None:
+            self.worker.close(cancel=cancel)
+
+    def _dim(self) -> int:
+        if self.embedder is not None:
+            return self.embedder.dim
+        return self.previous.dim if self.previous is not None else 0
+
+    def _collect_vectors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Every kept chunk's vector and window vectors: reused ones, then the worker's results."""
+        dim = self._dim()
+        vectors = np.zeros((len(self.kept), dim), dtype=np.float32)
+        window_blocks: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(self.kept)
+        for i, (_, stored) in enumerate(self.kept):
+            if stored is not None:
+                vectors[i], window_blocks[i] = stored
+        queued = sum(count for _, count, _ in self.pending)
+        bar = _progress(None, queued, "Embedding", self.progress, "chunk") if queued else None
+        for first, count, future in self.pending:  # embedded on the worker thread during loading
+            for row, (vector, windows) in enumerate(future.result(), start=first):
+                vectors[row], window_blocks[row] = vector, windows
+            if bar is not None:
+                bar.update(count)
+        if bar is not None:
+            bar.close()
+        if self.worker is not None:
+            self.worker.close()  # its last term vectors are in
+            if self.worker.error is not None:
+                raise self.worker.error
+        self.summary.chunks_embedded = queued
+        self.summary.texts_embedded = queued + sum(len(window_blocks[r]) for first, count, _ in self.pending
+                                                   for r in range(first, first + count))
+        self.summary.terms_embedded = self.worker.terms_embedded if self.worker else 0
+        return vectors, window_blocks
+
+    def _term_index(self, dim: int):
+        """The corpus terms of every kept chunk with their vectors (rag.terms)."""
+        from rag.terms import TermIndex
+
+        chunk_terms = [self.terms_of[row] if row in self.terms_of else extract_terms(chunk.embedding_text())
+                       for row, (chunk, _) in enumerate(self.kept)]
+        missing = list(dict.fromkeys(t for terms in chunk_terms for t in terms if t not in self.term_vectors))
+        if missing:  # chunks kept from an index written before term expansion existed
+            if self.embedder is None:
+                from rag.embedders import get_embedder
+
+                self.embedder = get_embedder(self.model_name)
+            self.term_vectors.update(zip(missing, self.embedder.embed_passages(missing)))
+            self.summary.terms_embedded += len(missing)
+        return TermIndex.build(chunk_terms, self.term_vectors, dim, self.index_type)
+
+    def _manifest(self) -> dict:
+        previous = self.previous.manifest if self.previous is not None else None
+        return {
+            "embedder": self.embedder.describe() if self.embedder else previous["embedder"],
+            "chunker": self.settings.describe(),
+            "created_at": previous.get("created_at") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": self.files_meta,
+        }
+
+
+def _size_mb(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size / 1e6:.1f} MB"
+    except OSError:
+        return "?"
+
+
+def _quick_to_parse_first(files: list[Path]) -> list[Path]:
+    """The embedder idles until the first file is parsed: start with the cheapest
+    (text formats, then PDFs by size), so that embedding starts at once and the
+    slow parses hide behind it."""
+    def cost(path: Path) -> tuple[int, int]:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        return (path.suffix.lower() == ".pdf", size)
+
+    return sorted(files, key=cost)
