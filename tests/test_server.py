@@ -360,3 +360,21 @@ def test_metrics_in_prometheus_format(server, keys, admin):
     assert 'rag_generation_tokens_total{collection="alpha",generator="extractive"}' in text
     assert 'rag_ingest_jobs_total{collection="gamma",status="succeeded"}' in text
     assert all(key not in text for key in keys.values())
+
+
+def test_settings_come_from_the_environment_and_a_config_file(tmp_path):
+    # A non-loopback host without keys is refused before anything loads: a quick way to see
+    # which setting won.
+    config_file = tmp_path / "serve.yaml"
+    config_file.write_text("host: 0.0.0.0\nrate-limit: 5\n")
+    index = ["--index", str(tmp_path / "index")]
+    from_file = CliRunner().invoke(cli, ["serve", *index, "--config", str(config_file)])
+    assert from_file.exit_code == 2 and "refusing to serve on 0.0.0.0" in from_file.output
+    from_env = CliRunner(env={"RAG_SERVE_HOST": "192.0.2.1"}).invoke(cli, ["serve", *index, "--config",
+                                                                             str(config_file)])
+    assert "refusing to serve on 192.0.2.1" in from_env.output  # the environment wins over the file
+    bad = CliRunner(env={"RAG_SERVE_PORT": "eighty"}).invoke(cli, ["serve", *index])
+    assert bad.exit_code == 2 and "RAG_SERVE_PORT='eighty'" in bad.output
+    config_file.write_text("hots: 0.0.0.0\n")
+    typo = CliRunner().invoke(cli, ["serve", *index, "--config", str(config_file)])
+    assert typo.exit_code == 2 and "unknown option hots" in typo.output

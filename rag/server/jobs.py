@@ -53,6 +53,7 @@ class Job:
     finished_at: str | None = None
     error: str = ""
     version: str = ""  # the index version the job made live
+    pid: int = field(default_factory=os.getpid)  # the server process running it
     summary: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -81,7 +82,7 @@ class Jobs:
         self._paths[job.id] = path
 
     def recover(self, collection: Collection) -> int:
-        """Mark the jobs a previous process left queued or running as ``interrupted``."""
+        """Mark the jobs a dead process left queued or running as ``interrupted``."""
         count = 0
         if not collection.jobs_dir.is_dir():
             return 0
@@ -90,7 +91,7 @@ class Jobs:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if data.get("status") in ACTIVE:
+            if data.get("status") in ACTIVE and not _alive(data.get("pid")):
                 data["status"] = "interrupted"
                 data["error"] = ("the server stopped before this job finished; the collection still answers "
                                  "from its last complete version: submit the files again")
@@ -197,6 +198,19 @@ class Jobs:
         failed = [f for f in job.files if f.status in ("failed", "skipped")]
         job.status = "succeeded" if not failed else ("failed" if len(failed) == len(job.files) else "partial")
         job.progress["done"] = job.progress["total"]
+
+
+def _alive(pid) -> bool:
+    """Whether another live process (a sibling worker of `rag serve --workers N`) owns the job."""
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _hidden(path: Path, collection: Collection) -> bool:
