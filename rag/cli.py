@@ -63,12 +63,16 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
         raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
 
     def on_file(report):
-        if report.status in ("failed", "skipped", "repaired"):
-            click.echo(report.line(), err=True)
-        elif not quiet and not as_json and report.status != "unchanged":
-            click.echo(report.line())
-        elif not quiet and not as_json and report.warning:
-            click.echo(report.line())
+        from tqdm import tqdm
+
+        # the progress bars step aside for the line and come back under it
+        with tqdm.external_write_mode(file=sys.stderr):
+            if report.status in ("failed", "skipped", "repaired"):
+                click.echo(report.line(), err=True)
+            elif not quiet and not as_json and report.status != "unchanged":
+                click.echo(report.line())
+            elif not quiet and not as_json and report.warning:
+                click.echo(report.line())
 
     summary = run_ingest(
         list(paths), index, embed_model=embed_model, include=list(include), exclude=list(exclude),
