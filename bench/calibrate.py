@@ -17,7 +17,7 @@ bench/data/near_topic_questions.jsonl:
   each of the k retrieved chunks: supporting when the chunk holds the evidence passage,
   not supporting when it holds neither the passage nor the answer; the support model
   of rag/citations.py fitted on (window cosine, term coverage, token coverage, number
-  coverage), its AUC and the Youden-optimal threshold.
+  coverage, rarity of the rarest missing word), its AUC and the Youden-optimal threshold.
 
     python bench/calibrate.py                  # tables; bench/results/calibrate.json
     python bench/calibrate.py --json --quiet
@@ -227,13 +227,13 @@ def main() -> None:
     s_current = np.array([citations.support_score(f) for f in sx])
     cut = youden(s_current, sy)
     support = {
-        "features": ["window_cosine", "term_coverage", "token_coverage", "number_coverage"],
+        "features": ["window_cosine", "term_coverage", "token_coverage", "number_coverage", "missing_rarest"],
         "pairs": len(pairs), "supporting": int(sy.sum()),
         "fitted": {"weights": [round(float(v), 3) for v in sw], "bias": round(float(sb), 3)},
         "in_use": {"weights": list(citations.SUPPORT_WEIGHTS), "bias": citations.SUPPORT_BIAS,
                    "threshold": citations.SUPPORT_THRESHOLD},
         "auc_each_feature": {n: auc(sx[sy, i], sx[~sy, i]) for i, n in
-                             enumerate(["window_cosine", "term_coverage", "token_coverage", "number_coverage"])},
+                             enumerate(["window_cosine", "term_coverage", "token_coverage", "number_coverage", "missing_rarest"])},
         "auc_in_use": auc(s_current[sy], s_current[~sy]),
         "youden_threshold": cut,
         "at_threshold": {"supporting_passed": float((s_current[sy] >= citations.SUPPORT_THRESHOLD).mean()),

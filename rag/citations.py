@@ -48,12 +48,12 @@ from .types import Citation, Source
 # --------------------------------------------------------------------------- calibrated constants
 
 # Support model: logistic regression over (best window cosine, term coverage, token
-# coverage, number coverage), fitted by `python bench/calibrate.py` on pseudo-claims
+# coverage, number coverage, rarity of the rarest sentence word the source lacks), fitted by `python bench/calibrate.py` on pseudo-claims
 # (question + gold answer keywords) of the dev and extra question sets, against the
 # retrieved chunks that hold the evidence passage (supporting) and those that hold
 # neither it nor the answer (not supporting), over the PDF and the txt corpus.
-SUPPORT_WEIGHTS = (3.168, 5.451, 2.287, 1.588)
-SUPPORT_BIAS = -7.214
+SUPPORT_WEIGHTS = (3.166, 5.502, 2.236, 1.635, 0.0)
+SUPPORT_BIAS = -7.228
 # A source supports a sentence from this support score on (the calibration's
 # Youden-optimal cut, 0.19: see bench/calibrate.py --json, "support").
 SUPPORT_THRESHOLD = 0.2
@@ -318,7 +318,7 @@ def answer_sentences(text: str) -> list[_Piece]:
         position = end
         leading = re.match(r"^(\s*\[\d+(?:\s*[,;]\s*\d+)*\]\s*)+", sentence)
         if leading and pieces:
-            pieces[-1].end = found + leading.end()
+            pieces[-1].end = found + len(leading.group(0).rstrip())
             pieces[-1].text = text[pieces[-1].start:pieces[-1].end]
             found += leading.end()
             if found >= end:
@@ -396,8 +396,9 @@ class CitationChecker:
                            set(tokenize(s.text)), numbers_of(s.text)) for s in sources]
 
     def features(self, sentence: str, evidence: TermEvidence, vector: np.ndarray | None,
-                 view: SourceView) -> tuple[tuple[float, float, float, float], int]:
-        """(window cosine, term coverage, token coverage, number coverage), best window."""
+                 view: SourceView) -> tuple[tuple[float, float, float, float, float], int]:
+        """(window cosine, term coverage, token coverage, number coverage, rarest missing
+        term), best window."""
         if vector is not None and view.windows.vectors.shape[1] == vector.shape[0]:
             sims = view.windows.vectors @ vector
             best = int(np.argmax(sims))
@@ -409,7 +410,8 @@ class CitationChecker:
         numbers = numbers_of(sentence)
         number_cov = len(numbers & view.numbers) / len(numbers) if numbers else 1.0
         term_cov = evidence.coverage(view.source.text, view.terms) if len(evidence) else token_cov
-        return (cosine, term_cov, token_cov, number_cov), best
+        missing = evidence.missing(view.source.text, view.terms) if len(evidence) else 1.0 - token_cov
+        return (cosine, term_cov, token_cov, number_cov, missing), best
 
     def check(self, text: str, sources: Sequence[Source]) -> CheckResult:
         import time

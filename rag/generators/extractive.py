@@ -48,13 +48,13 @@ TERM_WEIGHT = 0.5
 PRIOR_WEIGHT = 0.1
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, min_chars: int = 8) -> list[str]:
     """Abbreviation-safe sentences ("Dr. Ada Moreno" stays whole) with list and table
-    markup stripped, tiny pieces dropped."""
+    markup stripped, pieces shorter than ``min_chars`` dropped."""
     sentences = []
     for piece in _split_sentences(text):
         piece = piece.strip(" \t-*#>|")
-        if len(piece) >= 2 and re.search(r"\w", piece):
+        if len(piece) >= min_chars and re.search(r"\w", piece):
             sentences.append(piece)
     return sentences
 
@@ -79,7 +79,8 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
             passages.append(passage)
         run.clear()
 
-    for sentence in split_sentences(text):
+    # Short pieces are kept here ("0 405", a table row): packed with their neighbours.
+    for sentence in split_sentences(text, min_chars=2):
         if len(sentence) < FRAGMENT_CHARS and not _SENTENCE_END.search(sentence):
             run.append(sentence)
             continue
