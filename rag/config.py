@@ -8,6 +8,7 @@ This is the only module that reads the environment: everything else asks it.
 | Milvus token         | RAG_MILVUS_TOKEN        | - (user:password or API key)    |
 | embedding model      | RAG_EMBED_MODEL         | use-multilingual (offline)      |
 | embedder threads     | RAG_EMBED_THREADS       | 1                               |
+| local LLM threads    | RAG_LLM_THREADS         | half the cores, 1 to 8          |
 | generator            | RAG_GENERATOR           | openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else DEFAULT_GENERATOR |
 | generator model      | RAG_MODEL               | per generator                   |
 | OpenAI endpoint      | OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL | api.openai.com, -, gpt-4o-mini |
@@ -38,7 +39,7 @@ DEFAULT_GENERATOR = "extractive"
 # Answerability score (rag/answerability.py, 0..1) below which a question counts as not
 # covered by the documents: the highest threshold that refuses at most 5% of the
 # answerable questions of the dev, extra and near-topic sets (`python bench/calibrate.py`).
-DEFAULT_MIN_SCORE = 0.4
+DEFAULT_MIN_SCORE = 0.42
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text
@@ -58,11 +59,11 @@ def _env(name: str) -> str | None:
 def index_dir(path: str | os.PathLike | None = None) -> Path:
     """The index directory: the argument, else $RAG_INDEX_DIR, else ./.rag/index.
 
-    A ``milvus://`` URI gives a :class:`rag.milvus_store.MilvusURI` instead (the index
+    A ``milvus://`` URI gives a :class:`rag.locations.MilvusURI` instead (the index
     lives in Milvus; it prints, resolves and has a ``parent`` like a Path)."""
     raw = path or _env("RAG_INDEX_DIR")
     if raw and str(raw).startswith("milvus:"):
-        from .milvus_store import parse
+        from .locations import parse
 
         return parse(raw)
     if path:
@@ -82,6 +83,19 @@ def embed_model(name: str | None = None) -> str:
 
 def embed_threads(value: int | None = None) -> int:
     return int(value or _env("RAG_EMBED_THREADS") or 1)
+
+
+def llm_threads(value: int | None = None) -> int:
+    """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else half the
+    logical cores (one per physical core on SMT machines), 1 to 8. llama.cpp's threads spin while
+    they wait for each other, so oversubscribing hurts: on a busy 2-core machine 2 threads read a
+    prompt 2.5x slower than 1 (26 vs 10 tokens/s, bench/query.py --local); past 8 memory bandwidth limits."""
+    value = int(value or _env("RAG_LLM_THREADS") or max(1, min(8, (os.cpu_count() or 1) // 2)))
+    if value < 1:
+        from .errors import InputError
+
+        raise InputError(f"llm threads={value}: give 1 or more (RAG_LLM_THREADS)")
+    return value
 
 
 def embed_reference(value: bool | None = None) -> bool:

@@ -83,6 +83,14 @@ def _use(name, device):
     return USEEmbedder(name, device)
 
 
+def _use_reference(name, device):
+    from .use import USEEmbedder
+
+    embedder = USEEmbedder(name, device, reference=True)
+    embedder.name = name  # its indexes say which path wrote them
+    return embedder
+
+
 def _minilm(name, device):
     from .st import MiniLMEmbedder
 
@@ -97,6 +105,8 @@ def _hash(name, device):
 
 register_embedder("use-multilingual", _use,
                   "Universal Sentence Encoder multilingual v3, 16 languages, offline (default)")
+register_embedder("use-multilingual-reference", _use_reference,
+                  "the same USE model on the package's own numpy forward, ~2x slower: for comparisons")
 register_embedder("minilm", _minilm, "all-MiniLM-L6-v2, English only, offline")
 register_embedder("hash", _hash, "hashed character n-grams: deterministic and instant, for tests (no semantics)")
 

