@@ -551,6 +551,65 @@ def bench_expansion(index, queries: list[str], seed: int) -> tuple[float, float]
     return p50, p95
 
 
+def bench_milvus(n: int, args, vocab: dict | None) -> dict:
+    """The Milvus store (rag/milvus_store.py) on Milvus Lite, with the same vectors and
+    queries as bench_dense: ingest throughput through MilvusWriter.write_file (chunk
+    JSON + vector rows, files of 500 chunks, each switched in like an ingest does), the
+    reader's open time (snapshot of every chunk + client-side BM25 build), and
+    single-query p50/p95 of the engine's dense search (search_dense, k=10) with its
+    recall@10 against exact search."""
+    import shutil
+    import tempfile
+
+    from rag import milvus_store
+    from rag.types import Chunk
+
+    vectors = make_vectors(n, DIM, args.seed, args.vectors)
+    queries, _ = make_queries(vectors, args.milvus_queries, args.seed)
+    texts = make_corpus(n, args.seed, vocab, 1)[0] if vocab else [f"chunk {i}" for i in range(n)]
+    folder = Path(tempfile.mkdtemp(prefix="milvus-bench-"))
+    uri = milvus_store.parse(f"milvus://{folder}/bench.db")
+    try:
+        writer = milvus_store.MilvusWriter(uri, {"name": "synthetic", "dim": DIM}, DIM, {"bench": True})
+        writer.prepare()
+        per_file = 500
+        t0 = time.perf_counter()
+        for f, start in enumerate(range(0, n, per_file)):
+            rows = range(start, min(n, start + per_file))
+            chunks = [Chunk(id=f"{f}-{i}", text=texts[i], path=f"/bench/{f:05d}.txt", source=f"{f:05d}.txt")
+                      for i in rows]
+            writer.write_file(f"/bench/{f:05d}.txt", {"hash": str(f), "chunks": len(chunks)}, chunks,
+                              vectors[start:start + len(chunks)], [np.zeros((0, DIM), np.float32)] * len(chunks),
+                              [[] for _ in chunks])
+            if f % 20 == 0:
+                log(f"  [{n:>9,}] milvus: {start + len(chunks):,} chunks written")
+        writer.flush()
+        ingest_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        index = milvus_store.load_index(uri)
+        open_s = time.perf_counter() - t0
+        assert len(index) == n
+        flat = vectors @ queries.T  # exact ground truth, (n, nq)
+        gt = np.argsort(-flat, axis=0)[:K].T
+        times, recalls = [], []
+        for i, q in enumerate(queries):
+            t0 = time.perf_counter()
+            found = index.search_dense(q, K)
+            times.append((time.perf_counter() - t0) * 1000)
+            # rows are ordered by file path, then position in the file: row r holds vector r
+            recalls.append(len(set(int(r) for r in found) & set(int(g) for g in gt[i])) / K)
+        res = {"engine": "milvus-lite", "chunks": n, "ingest_s": ingest_s, "ingest_chunks_per_s": n / ingest_s,
+               "open_s": open_s, "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
+               "recall_at_10": float(np.mean(recalls)), "n_queries": len(queries),
+               "disk_bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
+        log(f"  [{n:>9,}] milvus: ingest {res['ingest_chunks_per_s']:.0f} chunks/s, open {open_s:.1f}s, "
+            f"p50 {res['p50_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms, recall@10 {res['recall_at_10']:.3f}")
+        return res
+    finally:
+        milvus_store.release(uri)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _nice_floor(x: float) -> int:
     """The largest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k not above ``x``."""
     if x <= 0:
@@ -661,6 +720,21 @@ def format_table(report: dict) -> str:
             if "expansion_p50_ms" in x:
                 lines.append(f"{_n(n):>5} {'bm25+':<6} {'':>9} {'':>7} {'':>8} {'':>7} {'':>7} {'':>6} "
                              f"{x['expansion_p50_ms']:>8.2f} {x['expansion_p95_ms']:>8.2f} {'':>9}")
+    milvus = [(int(n), r["milvus"]) for n, r in sorted(report["results"].items(), key=lambda kv: int(kv[0]))
+              if "milvus" in r]
+    if milvus:
+        lines.append("")
+        lines.append(f"{'N':>5} {'store':<12} {'write chunks/s':>14} {'open s':>7} {'p50 ms':>8} {'p95 ms':>8} "
+                     f"{'recall@10':>9}")
+        for n, x in milvus:
+            faiss_x = report["results"][str(n)]["exact"]
+            lines.append(f"{_n(n):>5} {'faiss exact':<12} {n / faiss_x['build_s']:>14.0f} {'':>7} "
+                         f"{faiss_x['p50_ms']:>8.2f} {faiss_x['p95_ms']:>8.2f} {faiss_x['recall_at_10']:>9.3f}")
+            lines.append(f"{_n(n):>5} {'milvus-lite':<12} {x['ingest_chunks_per_s']:>14.0f} {x['open_s']:>7.1f} "
+                         f"{x['p50_ms']:>8.2f} {x['p95_ms']:>8.2f} {x['recall_at_10']:>9.3f}")
+        lines.append("write chunks/s: FAISS = vectors added to IndexFlatIP per second (build only); Milvus = chunk "
+                     "rows (JSON + vector) written per second through MilvusWriter.write_file, files of 500, "
+                     "each switched in; open s: the reader's snapshot load + client-side BM25 build")
     lines.append("")
     lines.append("build s: wall clock; cpu s: CPU time of this process (all threads) during the build")
     lines.append("bm25+: term-expansion scoring (rag/terms.py) on the same index, 10 neighbours per query token")
@@ -792,6 +866,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="synthetic vector distribution (default anisotropic, see the module docstring)")
     parser.add_argument("--no-bm25", action="store_true", help="dense indexes only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-milvus", action="store_true", help="skip the Milvus Lite store")
+    parser.add_argument("--milvus-max", type=int, default=100_000,
+                        help="largest N run on Milvus Lite (default 100000: it ingests ~1-2k chunks/s here)")
+    parser.add_argument("--milvus-queries", type=int, default=50,
+                        help="single queries per Milvus measurement (default 50)")
     parser.add_argument("--cache-min", type=int, default=1_000_000,
                         help="save HNSW and BM25 builds of at least this many chunks under OUT/cache and "
                              "reuse them (their build time is the one measured when built; default 1000000)")
@@ -818,6 +897,13 @@ def main(argv: list[str] | None = None) -> int:
         results[str(n)] = bench_dense(n, args)
         if not args.no_bm25:
             results[str(n)]["bm25"] = bench_bm25(n, args, vocab)
+        if not args.no_milvus and n <= args.milvus_max:
+            try:
+                import pymilvus  # noqa: F401
+            except ImportError:
+                log("  milvus: pymilvus not installed (pip install 'rag-docs[milvus]'): skipped")
+            else:
+                results[str(n)]["milvus"] = bench_milvus(n, args, vocab)
     report = {
         "meta": {
             "dim": DIM, "k": K, "n_queries": args.queries, "sizes": sizes, "vectors": args.vectors,

@@ -315,3 +315,18 @@ def test_kill_9_mid_ingest_leaves_no_half_file(shared_location, tmp_path):
         uri = milvus_store.parse(shared_location)
         rows = milvus_store._query_all(uri, milvus_store.names(uri)["chunks"], "gen >= 0", ["gen"])
         assert len(rows) == sum(m["chunks"] for m in read_manifest(shared_location)["files"].values())
+
+
+def test_cli_ingest_then_ask_in_new_processes(tmp_path):
+    """Each command is its own process: the second one opens the Milvus Lite file the first
+    wrote (collections loaded again) and answers from it."""
+    docs = write_docs(tmp_path / "docs", DOCS)
+    uri = f"milvus://{tmp_path}/index.db#docs"
+    rag = [sys.executable, "-c", "from rag.cli import main; main()"]
+    ingested = subprocess.run(rag + ["ingest", str(docs), "--index", uri, "--embed-model", "hash"],
+                              capture_output=True, text=True, timeout=300)
+    assert ingested.returncode == 0, ingested.stderr
+    asked = subprocess.run(rag + ["ask", "When was the Eiffel Tower finished?", "--index", uri, "-g", "extractive"],
+                           capture_output=True, text=True, timeout=300)
+    assert asked.returncode == 0, asked.stderr
+    assert "1889" in asked.stdout and "france.txt" in asked.stdout
