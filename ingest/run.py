@@ -319,8 +319,9 @@ class IngestRun:
             # Each file's chunks are embedded on the worker thread while this thread
             # parses the next files (_EmbeddingWorker).
             bar = _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file")
+            self._bar = bar if hasattr(bar, "set_postfix_str") else None
             for path in bar:
-                if hasattr(bar, "set_postfix_str"):  # which file, and how big: a slow one shows why
+                if self._bar is not None:  # which file, and how big: a slow one shows why
                     bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
                 self.load_file(path)
         except BaseException:
@@ -359,6 +360,10 @@ class IngestRun:
                 raise DocumentError(key, read_error)
             records = load_document(path, self.limits)
             self._start_worker()
+            chars = sum(len(record.text) for record in records)
+            if getattr(self, "_bar", None) is not None and chars > 250_000:  # seconds of chunking, or minutes
+                self._bar.set_postfix_str(_printable(f"{path.name[:40]}: chunking {chars:,} characters"),
+                                          refresh=True)
             try:
                 chunks = chunk_records(records, path=key, file_hash=file_hash, splitter=self.splitter)
             except Exception as exc:  # one file's odd text must not end the ingest: it fails alone

@@ -231,3 +231,16 @@ def test_leftovers_of_a_killed_ingest_are_removed_by_the_next_one(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in index.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
+def test_progress_names_the_file_being_loaded_and_what_takes_long(tmp_path):
+    """A big file used to sit at "Loading 0/1" with nothing else said."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "big.txt").write_text("The adapter trains two small matrices per layer.\n" * 6_000, encoding="utf-8")
+
+    result = run("ingest", docs, "--index", tmp_path / "index", "--embed-model", "hash")
+
+    assert result.exit_code == 0, result.output
+    assert "big.txt (0.3 MB)" in result.output  # on the Loading bar, while it is read
+    assert "big.txt: chunking 293,999 characters" in result.output
