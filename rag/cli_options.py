@@ -103,8 +103,10 @@ def pop_settings(kwargs: dict[str, Any]) -> tuple[RetrievalSettings, GenerationS
 
 
 def index_option(func):
-    return click.option("--index", "index", default=None, metavar="DIR",
-                        help=f"Index directory [env RAG_INDEX_DIR; default {config.DEFAULT_INDEX_DIR}].")(func)
+    return click.option("--index", "index", default=None, metavar="DIR|URI",
+                        help=f"Index directory, or milvus:///abs/file.db (Milvus Lite) or milvus://host:port "
+                             f"(token: RAG_MILVUS_TOKEN), optionally #collection "
+                             f"[env RAG_INDEX_DIR; default {config.DEFAULT_INDEX_DIR}].")(func)
 
 
 def embed_model_option(func):
