@@ -96,16 +96,20 @@ def ingest(
             return run.run(paths, include, exclude)
     limits = limits or Limits.from_config()  # a bad RAG_MAX_* is reported before waiting for the lock
     index_path.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_path / ".lock"))
+    lock_path = index_path / ".lock"
+    lock = FileLock(str(lock_path))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if on_wait:
-            on_wait(f"waiting for another ingest of this index… ({index_path})")
         try:
-            lock.acquire(timeout=lock_timeout)
+            lock.acquire(timeout=0)
         except Timeout:
-            raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
+            if on_wait:
+                on_wait(f"waiting for another ingest of this index… ({index_path})")
+            lock.acquire(timeout=lock_timeout)
+    except Timeout:
+        raise RagError(f"another ingest is writing {index_path}: wait for it to finish") from None
+    except OSError as exc:  # a link planted as .lock (filelock will not follow it), a read-only folder
+        what = "is a symbolic link: remove it" if lock_path.is_symlink() else "cannot be opened: check the permissions"
+        raise RagError(f"cannot lock {lock_path} ({exc.strerror or exc}): it {what}") from None
     try:
         from rag.store import remove_leftovers
 

@@ -244,3 +244,23 @@ def test_progress_names_the_file_being_loaded_and_what_takes_long(tmp_path):
     assert result.exit_code == 0, result.output
     assert "big.txt (0.3 MB)" in result.output  # on the Loading bar, while it is read
     assert "big.txt: chunking 293,999 characters" in result.output
+
+
+def test_a_link_planted_as_the_lock_file_is_refused_not_followed(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me", encoding="utf-8")
+    index = tmp_path / "index"
+    index.mkdir()
+    os.symlink(precious, index / ".lock")
+
+    result = ingest_cli(good_docs(tmp_path / "docs"), "--index", index)
+
+    assert result.exit_code == 3, result.output
+    assert one_line_error(result.output) == (f"error: cannot lock {index / '.lock'} (Too many levels of symbolic "
+                                             f"links): it is a symbolic link: remove it")
+    assert precious.read_text(encoding="utf-8") == "do not truncate me"
+
+
+def one_line_error(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.strip()]
+    return line
