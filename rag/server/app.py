@@ -40,13 +40,12 @@ from .jobs import Job, JobFile, Jobs
 from .keys import KeyRecord, KeysFile, bearer_token
 from .metrics import Metrics
 from .ratelimit import GenerationGate, TokenBuckets
-from .schemas import AskRequest, ChatCompletionRequest, CollectionRequest, RetrieveRequest, history_pairs, message_text
+from .schemas import MAX_FILES_PER_UPLOAD, AskRequest, ChatCompletionRequest, CollectionRequest, RetrieveRequest, history_pairs, message_text
 
 log = logging.getLogger("rag.server")
 access_log = logging.getLogger("rag.server.access")
 
 MODEL_PREFIX = "rag"
-MAX_FILES_PER_UPLOAD = 20
 # Fields of the settings objects a request may set. The reranker is left out: it names
 # a model to load, which is the server administrator's choice (rag serve --reranker).
 REQUEST_RETRIEVAL_FIELDS = [f for f in RetrievalSettings.names() if f != "reranker"]
@@ -252,7 +251,7 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
         yield
         server.pool.shutdown(wait=False, cancel_futures=True)
 
-    from rag import __version__
+    from rag.version import __version__
 
     app = FastAPI(
         title="rag-docs API",

@@ -31,7 +31,7 @@ class RequestMiddleware:
         self.server = server
 
     def _limit(self, scope) -> int:
-        from .app import MAX_FILES_PER_UPLOAD
+        from .schemas import MAX_FILES_PER_UPLOAD
 
         if scope["path"].rstrip("/") == "/v1/documents" and scope["method"] == "POST":
             # the per-file limit is checked file by file once parsed; this caps the whole body

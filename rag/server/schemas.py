@@ -10,6 +10,9 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Files one upload request may carry (the body limit of the middleware follows from it).
+MAX_FILES_PER_UPLOAD = 20
+
 
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
