@@ -85,9 +85,13 @@ def fitted_excerpt(source, generator, limit: int | None) -> str:
     text = excerpt(source, limit)
     budget = getattr(generator, "context_tokens", None)
     if budget:
-        tokens = generator.count_tokens(text)
-        if tokens > budget:
-            text = excerpt(source, max(40, int(len(text) * budget / tokens)))
+        # Tokens per character vary along a chunk (code, Korean and English mixed), so one
+        # proportional cut can still overshoot: cut again, a few times at most.
+        for _ in range(4):
+            tokens = generator.count_tokens(text)
+            if tokens <= budget or len(text) <= 40:
+                break
+            text = excerpt(source, max(40, int(len(text) * budget / tokens * 0.95)))
     return text
 
 
@@ -240,15 +244,24 @@ class QA:
             lang=lang, generator=gen.name, model=gen.model, score=round(retrieval_result.best_dense, 4),
             timings={"condense": t1 - t0, "retrieval": retrieval_result.timings.get("total", 0.0)},
         )
+        # Answerability: several signals in one score (rag/answerability.py), one threshold.
+        from .answerability import score as answerability_score
+        from .answerability import signals as answerability_signals
+
+        embedder = get_embedder(opened.embed_model)
+        t2 = time.perf_counter()
+        signals, evidence = answerability_signals(standalone, retrieval_result, opened, embedder,
+                                                  own_question=question)
+        answer.score = round(answerability_score(signals), 4)
+        answer.timings["answerability"] = time.perf_counter() - t2
         threshold = config.min_score(retrieval_settings.min_score)
-        if not retrieval_result.sources or retrieval_result.best_dense < threshold:
+        if not retrieval_result.sources or answer.score < threshold:
             answer.refused = True
             answer.text = prompts.refusal(lang)
             answer.sources = []
             answer.timings["total"] = time.perf_counter() - started
             return AnswerStream(answer, None, None) if stream else answer
 
-        embedder = get_embedder(opened.embed_model)
         context_limit = gen.context_chars
         if context_limit:
             from .retrieval import add_focus
@@ -257,7 +270,7 @@ class QA:
         request = GenerationRequest(
             messages=build_messages(standalone, retrieval_result, lang, history, prompts, context_limit, gen),
             question=standalone, sources=retrieval_result.sources, settings=generation_settings,
-            embedder=embedder,
+            embedder=embedder, evidence=evidence,
         )
         refusal_text = prompts.refusal(lang)
         gen_started = time.perf_counter()
@@ -269,6 +282,14 @@ class QA:
                 ans.refused = True
                 ans.sources = []  # nothing was taken from them
             ans.timings["generation"] = time.perf_counter() - gen_started
+            if not ans.refused and ans.text:
+                # Every sentence checked against the sources (rag/citations.py): markers that
+                # do not support their sentence are moved or removed, unsupported ones marked.
+                from .citations import CitationChecker
+
+                checked = CitationChecker(opened, embedder).check(ans.text, ans.sources)
+                ans.text, ans.citations = checked.text, checked.citations
+                ans.timings["citations"] = checked.seconds
             ans.timings["total"] = time.perf_counter() - started
 
         if stream:

@@ -96,9 +96,19 @@ def _openai(model):
 
 
 def _hf(model):
-    from .hf import HFGenerator
+    from .hf import HFGenerator, is_gguf_path
 
+    # One way for GGUF files: llama.cpp runs them quantized and starts in a second, where
+    # transformers would dequantize them first; `hf` stays for Hugging Face ids and folders.
+    if is_gguf_path(model):
+        return _local(model)
     return HFGenerator(model)
+
+
+def _local(model):
+    from .local import LocalGenerator
+
+    return LocalGenerator(model)
 
 
 def _extractive(model):
@@ -111,6 +121,8 @@ register_generator("extractive", _extractive,
                    "no LLM: the sentences of the documents that answer, each cited (fast, offline)", is_llm=False)
 register_generator("openai", _openai,
                    "any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama): OPENAI_API_KEY / OPENAI_BASE_URL")
+register_generator("local", _local,
+                   "a GGUF model in process on llama.cpp (bundled: SmolLM2-135M; --model file.gguf)")
 register_generator("hf", _hf, "a Hugging Face transformers model by id or path (bundled: SmolLM2-135M)")
 
 

@@ -32,6 +32,11 @@ def bundled_gguf() -> Path:
     return files[0]
 
 
+def is_gguf_path(model: str | None) -> bool:
+    """A path to a .gguf file (which the `local` generator runs), not a model id."""
+    return bool(model) and Path(model).suffix.lower() == ".gguf"
+
+
 def _resolve(model: str) -> tuple[str, str | None]:
     """(model id or folder, gguf file name or None)."""
     if model == DEFAULT_MODEL:

