@@ -340,6 +340,6 @@ def load_document(path: str | Path, limits: Limits | None = None) -> list[Record
     except MemoryError:
         raise DocumentError(path, "ran out of memory reading it: split the file, or lower --max-chars") from None
     except Exception as exc:  # a parser's bug or an input nobody foresaw: this file fails, the ingest goes on
-        detail = f"{type(exc).__name__}: {str(exc)[:160]}".rstrip(": ")
+        detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}".rstrip(": ")
         raise DocumentError(path, f"could not be read ({detail}): check the file, or convert it to another "
                                   f"format") from None

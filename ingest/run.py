@@ -45,7 +45,7 @@ class FileReport:
 
     def line(self) -> str:
         detail = self.reason or self.warning
-        return f"{self.status:>9}  {_printable(self.path)}" + (f": {detail}" if detail else "")
+        return f"{self.status:>9}  {_printable(self.path)}" + (f": {_printable(detail)}" if detail else "")
 
 
 def _printable(name: str) -> str:

@@ -254,8 +254,9 @@ def _part(path: Path, version: str, name: str, load, derived: bool = False):
     except _Damaged as exc:
         raise IndexCorruptError(str(path), f"{version}/{name} {exc}", fix) from None
     except Exception as exc:
+        detail = " ".join(str(exc).split())[:120]  # FAISS messages span lines: the error is one
         raise IndexCorruptError(str(path), f"{version}/{name} is unreadable ({type(exc).__name__}: "
-                                           f"{str(exc)[:120]})", fix) from None
+                                           f"{detail})", fix) from None
 
 
 def _load_stored(path: Path, version: str, manifest: dict[str, Any], mmap: bool) -> _Stored:

@@ -264,3 +264,10 @@ def test_a_link_planted_as_the_lock_file_is_refused_not_followed(tmp_path):
 def one_line_error(output: str) -> str:
     [line] = [line for line in output.splitlines() if line.strip()]
     return line
+
+
+def test_a_control_character_in_a_reason_is_escaped_too():
+    from rag.ingest.pipeline import FileReport
+
+    line = FileReport("/docs/a.txt", "failed", reason="bad\nforged line").line()
+    assert line == "   failed  /docs/a.txt: bad\\nforged line"

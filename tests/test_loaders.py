@@ -319,3 +319,15 @@ def test_an_unexpected_loader_exception_becomes_a_document_error(tmp_path, monke
     with pytest.raises(DocumentError) as caught:
         load_document(path)
     assert caught.value.reason.startswith("could not be read (KeyError: 'a bug in a parser')")
+
+
+def test_a_multi_line_parser_message_stays_on_one_line(tmp_path, monkeypatch):
+    def crashing_loader(path, limits):
+        raise ValueError("first line\nsecond line")
+
+    monkeypatch.setitem(LOADERS, ".txt", crashing_loader)
+    path = tmp_path / "any.txt"
+    path.write_text("text", encoding="utf-8")
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    assert "could not be read (ValueError: first line second line)" in caught.value.reason
