@@ -4,8 +4,8 @@
 Synthetic corpora of N chunks (default 10k, 100k and 1M):
 
 * dense side: random unit float32 vectors of dim 512 (the default embedder's
-  dimension), indexed with ``rag.store.build_faiss`` (so the HNSW_* constants in
-  rag/store.py are what is measured);
+  dimension), indexed with ``rag.vectors.build_faiss`` (so the HNSW_* constants in
+  rag/vectors.py are what is measured);
 * lexical side: generated multilingual text (English, Italian, Chinese, Korean,
   with some code-mixing), ~60-120 BM25 tokens a chunk drawn from Zipf-like
   vocabularies, indexed with ``rag.lexical.LexicalIndex``.
@@ -14,7 +14,7 @@ Measured for each N: build time, memory (RSS delta, bytes per vector), single-qu
 p50/p95 latency (one query at a time), HNSW recall@10 against exact search, BM25
 build time and query p50/p95. The exact-vs-HNSW threshold (the N where exact p50
 crosses 20 ms) is derived from the measurements and compared with
-``rag.store.HNSW_AUTO_THRESHOLD``.
+``rag.vectors.HNSW_AUTO_THRESHOLD``.
 
 Vector model. Isotropic Gaussian vectors in 512 dimensions have no neighbourhood
 structure: every stored vector is at cosine ~0 +- 0.044 from a query, so
@@ -174,7 +174,7 @@ def hnsw_struct_bytes(index) -> int:
 def bench_dense(n: int, args) -> dict:
     import faiss
 
-    from rag import store
+    from rag import vectors as store  # the FAISS helpers and HNSW_* constants
 
     build_threads = faiss.omp_get_max_threads()
     raw = n * DIM * 4
@@ -771,7 +771,7 @@ def format_table(report: dict) -> str:
     lines.append(f"Auto exact-vs-HNSW rule: {rule['rule']}")
     if rule.get("crossing_n") is not None:
         state = "consistent" if rule["consistent"] else "NOT consistent"
-        lines.append(f"  rag.store.HNSW_AUTO_THRESHOLD = {rule['current_store_threshold']:,} ({state} with the "
+        lines.append(f"  rag.vectors.HNSW_AUTO_THRESHOLD = {rule['current_store_threshold']:,} ({state} with the "
                      f"measured crossing)")
     lines.append("")
     lines.append("Targets:")
@@ -886,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     import bm25s
     import faiss
 
-    from rag import store
+    from rag import vectors as store  # the FAISS helpers and HNSW_* constants
 
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     build_threads = faiss.omp_get_max_threads()

@@ -6,8 +6,9 @@
     result.report_html                      # the self-contained report
 
 Modules: :mod:`.questions` (loading JSONL/JSON/CSV/YAML question files),
-:mod:`.metrics` (pure metric functions), :mod:`.runner` (``evaluate`` and the
-resumable run folder), :mod:`.report` (Markdown/HTML reports, run comparison),
+:mod:`.metrics` (pure metric functions), :mod:`.runs` (the run folder's files:
+reading, atomic writes, resuming), :mod:`.runner` (``evaluate``: one ``EvalRun`` over
+one QA pipeline), :mod:`.report` (Markdown/HTML reports, run comparison),
 :mod:`.command` (the click command).
 """
 
