@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -27,16 +28,16 @@ from server_process import RagServer, server_env, wait_for_job
 
 DOCS = {
     "alpha": {
-        "titanic.txt": "Titanic survival model report.\n\nThe Titanic survival model reached a precision of 0.83 on "
-                       "the test passengers. Its recall was 0.71, lower because many survivors were missed.",
-        "iris.txt": "Iris flower classifier report.\n\nThe iris classifier reached an accuracy of 0.97 on the test "
-                    "flowers. Its recall was 0.95 across the three species.",
+        "titanic.txt": "The Titanic survival model reached a precision of 0.83 and a recall of 0.71 on the test "
+                       "passengers. Its recall is lower because many survivors were missed.",
+        "iris.txt": "The iris classifier reached an accuracy of 0.97 and a recall of 0.95 on the test flowers. "
+                    "It separates the three species of iris.",
     },
     "beta": {
-        "bees.txt": "Honey bees communicate through the waggle dance. The angle of the dance tells the other bees "
-                    "the direction of the flowers, and its length tells the distance.",
-        "volcano.txt": "Mount Etna is the most active volcano in Europe. It erupted in 2021 with fountains of lava "
-                       "over one kilometre high.",
+        "bees.txt": "The waggle dance of honey bees tells the other bees the direction and the distance of the "
+                    "flowers. Bees communicate through such dances.",
+        "volcano.txt": "Mount Etna erupted in 2021 with fountains of lava over one kilometre high. It is the most "
+                       "active volcano in Europe.",
     },
 }
 MAX_UPLOAD_MB = 0.05  # small, so the 413 test uploads 60 KB
@@ -287,8 +288,8 @@ def test_upload_then_ask_then_delete_then_refused(admin):
     assert empty.status_code == 409 and empty.json()["error"]["code"] == "collection_empty"
 
     upload = admin.post("/v1/documents", params={"collection": "gamma"}, files=[
-        ("files", ("../../Fastnet lighthouse.txt", "The Fastnet lighthouse stands on a rock off the coast of "
-                   "Ireland. It was first lit in 1854 and rebuilt in granite in 1904.".encode(), "text/plain")),
+        ("files", ("../../Fastnet lighthouse.txt", "The Fastnet lighthouse was first lit in 1854. It stands on a "
+                   "rock off the coast of Ireland and was rebuilt in granite in 1904.".encode(), "text/plain")),
         ("files", ("pasta.md", b"# Pasta\n\nBoil the water, salt it, cook the spaghetti for nine minutes.",
                    "text/markdown")),
     ])
@@ -345,6 +346,9 @@ def test_no_keys_on_a_network_address_is_refused(tmp_path):
 
 def test_one_log_line_per_request_with_the_key_label_never_the_key(server, keys, admin):
     admin.post("/v1/retrieve", json={"question": "volcano", "collection": "beta"}, headers={"x-request-id": "trace-42"})
+    deadline = time.monotonic() + 10  # the line is written once the response has gone out
+    while '"trace-42"' not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     log = server.log()
     line = next(json.loads(l) for l in log.splitlines() if '"trace-42"' in l)
     assert line["method"] == "POST" and line["path"] == "/v1/retrieve" and line["status"] == 200
