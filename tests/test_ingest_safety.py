@@ -62,6 +62,28 @@ def test_eval_command_reports_the_alias_bomb_with_exit_2(tmp_path):
     assert "aliases (*name) are not accepted" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("name, text, message", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("deep.yaml", "questions: " + "[" * 5_000 + "]" * 5_000 + "\n", "nested too deeply"),
+    ("big.csv", 'question,reference\n"What is LoRA?","' + "x" * 200_000 + '"\n', "bad CSV"),
+])
+def test_hostile_question_files_get_one_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(QuestionFileError) as caught:
+        load_questions(path)
+    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
+
+
+def test_a_deeply_nested_json_line_is_one_bad_row(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "What is LoRA?"}\n{"question": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+                    encoding="utf-8")
+    questions = load_questions(path)
+    assert [q.question for q in questions] == ["What is LoRA?"]
+    assert [str(p) for p in questions.problems] == ["line 2: invalid JSON (nested too deeply)"]
+
+
 # --- settings from the command line --------------------------------------------------------------
 
 

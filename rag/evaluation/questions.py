@@ -150,6 +150,8 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, RowError(f"invalid JSON ({exc.msg} at column {exc.colno})")
+        except RecursionError:  # [[[[...: the parser recurses once per level
+            yield number, RowError("invalid JSON (nested too deeply)")
 
 
 def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
@@ -161,6 +163,8 @@ def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
             yield from _jsonl_rows(text)
             return
         raise QuestionFileError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); fix it or use one object a line (.jsonl)") from None
+    except RecursionError:
+        raise QuestionFileError(f"{path}: invalid JSON (nested too deeply): a question file is a flat list") from None
     rows = _unwrap(data, path)
     # Line numbers of a JSON array are not tracked: the row's position stands in.
     for number, row in enumerate(rows, start=1):
@@ -185,7 +189,7 @@ def _csv_rows(text: str, delimiter: str, path: Path) -> Iterator[tuple[int, Any]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
     last_line = 0
-    for cells in reader:
+    for cells in _csv_records(reader, path):
         start = last_line + 1
         last_line = reader.line_num
         if not any(c.strip() for c in cells):
@@ -201,6 +205,17 @@ def _csv_rows(text: str, delimiter: str, path: Path) -> Iterator[tuple[int, Any]
             yield start, RowError(f"{len(cells)} cells but the header has {len(header)} columns")
             continue
         yield start, {h: (_cell(v)) for h, v in zip(header, cells) if h}
+
+
+def _csv_records(reader, path: Path) -> Iterator[list[str]]:
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over csv's field limit (128 KB), a NUL byte in some versions
+            raise QuestionFileError(f"{path}:{reader.line_num}: bad CSV ({exc}): check the quoting, and keep each "
+                                    f"cell under 128 KB") from None
 
 
 def _cell(value: str) -> Any:
@@ -242,6 +257,8 @@ def _yaml_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise QuestionFileError(f"{path}{where}: invalid YAML ({problem})") from None
+    except RecursionError:  # the composer recurses once per level of [[[[...
+        raise QuestionFileError(f"{path}: invalid YAML (nested too deeply): a question file is a flat list") from None
     if data is None:
         raise QuestionFileError(f"{path} is empty: add one question a row")
     if isinstance(data, dict) and "__line__" in data and not any(k in data for k in QUESTION_KEYS):
