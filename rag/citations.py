@@ -100,6 +100,16 @@ class TermEvidence:
             out[i] = best
         return out
 
+    def quick_coverage(self, passage: str) -> float:
+        """:meth:`coverage` by substring tests only (no word segmentation): a cheap first
+        pass over many passages."""
+        if not self.terms:
+            return 0.0
+        lowered = passage.lower()
+        matched = np.array([max((sim for word, sim in reach.items() if word in lowered), default=0.0)
+                            for reach in self.neighbours])
+        return float(np.dot(matched, self.weights) / max(self.weights.sum(), 1e-9))
+
     def coverage(self, passage: str, passage_terms: set[str] | None = None) -> float:
         """Rarity-weighted share of the terms that ``passage`` holds (similarity-weighted)."""
         if not self.terms:
@@ -222,8 +232,9 @@ def locate(quote: str, text: str, start: int = 0) -> tuple[int, int] | None:
     pieces = [re.escape(p) for p in quote.split()]
     if not pieces:
         return None
-    # Between words any whitespace, and none where the splitter inserted a space after 。！？.
-    pattern = r"\s*".join(pieces)
+    # Between words any whitespace and whatever markup the splitter dropped ("- ", "| ",
+    # a "```" line), and nothing where it inserted a space after 。！？.
+    pattern = r"[\W_]*?".join(pieces)
     match = re.compile(pattern).search(text, start)
     return (match.start(), match.end()) if match else None
 

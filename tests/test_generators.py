@@ -17,7 +17,7 @@ from rag import generators
 from rag.config import generator_name
 from rag.errors import BackendNotFoundError, ConfigurationError, ServerUnavailableError
 from rag.generators import GenerationRequest, Generator, get_generator
-from rag.generators.extractive import MAX_SENTENCES, ExtractiveGenerator, split_sentences
+from rag.generators.extractive import MAX_PASSAGES, ExtractiveGenerator, split_passages, split_sentences
 from rag.retrieval import RetrievalSettings, search
 
 
@@ -129,14 +129,14 @@ def test_extractive_answer_quotes_the_documents_with_valid_citations(corpus_txt_
     request = _request(index, question, embedder)
     text = ExtractiveGenerator().generate(request)
     lines = text.split("\n")
-    assert 1 <= len(lines) <= MAX_SENTENCES
+    assert 1 <= len(lines) <= MAX_PASSAGES
     for line in lines:
         cited = re.fullmatch(r"(.+) \[(\d+)\]", line)
         assert cited, line
         number = int(cited.group(2))
         assert 1 <= number <= len(request.sources)
-        quoted = " ".join(cited.group(1).split())
-        assert quoted in " ".join(request.sources[number - 1].text.split())  # taken from the cited source
+        quoted = "".join(cited.group(1).split())
+        assert quoted in "".join(request.sources[number - 1].text.split())  # taken from the cited source
     assert "Dialogflow" in text and "Rasa" in text
 
 
@@ -150,7 +150,7 @@ def test_extractive_works_without_an_embedder_and_with_no_sources(corpus_txt_ind
 def test_extractive_streams_one_cited_passage_per_piece(corpus_txt_index, embedder):
     request = _request(corpus_txt_index.load(), "What pretraining objective does RoBERTa use?", embedder)
     pieces = list(ExtractiveGenerator().stream(request))
-    assert len(pieces) == MAX_SENTENCES
+    assert 1 <= len(pieces) <= MAX_PASSAGES
     assert not pieces[0].startswith("\n") and all(p.startswith("\n") for p in pieces[1:])
     assert all(re.search(r" \[\d\]$", p) for p in pieces)
     assert "".join(pieces) == ExtractiveGenerator().generate(request)
@@ -167,3 +167,39 @@ def test_extractive_looks_past_the_first_sentences_of_a_long_chunk():
     first = next(iter(ExtractiveGenerator().stream(request)))
     assert "The local scoring service was hosted at http://localhost:6789/score today." in first
     assert first.endswith(" [1]")
+
+
+# ---------------------------------------------------------------- extractive answers that answer
+
+
+def test_split_passages_keeps_a_label_with_its_value_and_a_heading_with_its_text():
+    text = "임곗값: 0.4\n오차 행렬\n재현율: 0.8197\n\nRoBERTa:\nPretraining objective is MLM, similar to BERT."
+    passages = split_passages(text)
+    assert any("임곗값: 0.4" in p and "재현율: 0.8197" in p for p in passages)
+    assert "RoBERTa: Pretraining objective is MLM, similar to BERT." in passages
+
+
+def test_abbreviations_do_not_cut_the_answer():
+    from rag.types import Source
+
+    text = "The mission has four crew members. The payload lead is Dr. Ada Moreno. Launch is planned for May."
+    source = Source(text=text, source="mission.txt", path="/docs/mission.txt", page=None, score=1.0)
+    request = GenerationRequest(messages=[], question="Who is the payload lead?", sources=[source])
+    answer = ExtractiveGenerator().generate(request)
+    assert answer.startswith("The payload lead is Dr. Ada Moreno. [1]")
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("What per-device training batch size was used to fine-tune DistilBERT?", "16"),
+    ("At which URL was the local scoring service hosted?", "localhost:6789/score"),
+    ("Besides ChatGPT, which platforms are mentioned for building chatbots without complex programming?", "Rasa"),
+    ("检索增强生成特别适用于哪些场景?", "客服"),
+])
+def test_extractive_answer_is_one_or_two_passages_that_hold_the_answer(corpus_pdf_index, question, expected):
+    import rag
+    from rag.evaluation.metrics import split_sentences as answer_sentences
+
+    answer = rag.ask(question, corpus_pdf_index.path, generator="extractive")
+    assert not answer.refused and expected in answer.text
+    assert 1 <= len(answer.text.split("\n")) <= MAX_PASSAGES
+    assert len(answer_sentences(answer.text)) <= 4  # a sentence or two (a label line may add one)

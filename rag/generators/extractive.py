@@ -30,7 +30,7 @@ from .base import GenerationRequest, Generator
 MAX_PASSAGES = 2  # "a sentence or two"
 # A second passage must score within this of the best (score units: cosine + shares)
 # and bring at least this share of content tokens the first lacks.
-CLOSE_SCORE = 0.08
+CLOSE_SCORE = 0.15
 NEW_CONTENT = 0.5
 # Sentences scored per answer: enough to cover the top chunks, few enough that
 # embedding them stays within a few tens of milliseconds on a CPU.
@@ -80,13 +80,23 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
         run.clear()
 
     # Short pieces are kept here ("0 405", a table row): packed with their neighbours.
+    heading = ""
     for sentence in split_sentences(text, min_chars=2):
+        if heading:
+            # A line ending with a colon introduces what follows: keep them together.
+            sentence, heading = f"{heading} {sentence}", ""
+        if sentence.endswith(":") and len(sentence) < max_chars:
+            flush()
+            heading = sentence
+            continue
         if len(sentence) < FRAGMENT_CHARS and not _SENTENCE_END.search(sentence):
             run.append(sentence)
             continue
         flush()
         passages.append(sentence)
     flush()
+    if heading:
+        passages.append(heading)
     return [p for p in dict.fromkeys(passages) if len(p) >= 8]
 
 
@@ -138,7 +148,7 @@ class ExtractiveGenerator(Generator):
             if len(passages) > per_source:
                 def cheap(i):
                     shared = len(q_tokens & set(tokenize(passages[i]))) / (len(q_tokens) or 1)
-                    return shared + (evidence.coverage(passages[i]) if evidence is not None and len(evidence) else 0)
+                    return shared + (evidence.quick_coverage(passages[i]) if evidence is not None and len(evidence) else 0)
 
                 keep = sorted(sorted(range(len(passages)), key=lambda i: -cheap(i))[:per_source])
             else:
