@@ -377,6 +377,9 @@ class EvalRun:
         self.done: dict[str, dict] = {}  # rows reused from an earlier, interrupted run
         self.new_rows: dict[str, dict] = {}
         self.todo: list[Question] = []
+        self.scorer: Scorer | None = None  # made when there is something to ask
+        self._log = None  # results.jsonl, open for appending while questions are answered
+        self._log_lock = threading.Lock()
 
     def _describe_settings(self) -> dict[str, Any]:
         defaults = RetrievalSettings.defaults()
@@ -420,7 +423,6 @@ class EvalRun:
         self.scorer = Scorer(self.opened, self.k, self.grader)
         # the first question's latency should not include loading (embedder, BM25, caches)
         self.qa.search(self.todo[0].question)
-        self._log_lock = threading.Lock()
         self._log = open(self.run_dir / RESULTS_JSONL, "a", encoding="utf-8")
         bar = tqdm(total=len(self.questions), initial=len(self.done), desc="eval", unit="q", file=sys.stderr,
                    disable=not progress, leave=False, dynamic_ncols=True)
