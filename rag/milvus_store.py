@@ -345,6 +345,7 @@ class MilvusIndex:
         self._vec_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._win_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._rows_by_gen: dict[int, list[dict]] = {}  # the engine rows per gen, for the next reload
 
     @property
     def embed_model(self) -> str:
@@ -477,11 +478,15 @@ def _terms_class():
     return MilvusTermIndex
 
 
-def load_index(uri, embed_model: str | None = None, attempts: int = 5) -> MilvusIndex:
+def load_index(uri, embed_model: str | None = None, attempts: int = 5,
+               previous: MilvusIndex | None = None) -> MilvusIndex:
     """A consistent snapshot of the live files: every chunk of every live gen, checked
     against the meta's chunk counts (a switch between reading the meta and the chunks
-    shows as a short count: read again)."""
+    shows as a short count: read again). With ``previous`` (an older snapshot of the same
+    index), only the generations it does not hold are fetched: a reader reloading after
+    one file switched reads that file, not the corpus."""
     uri = parse(uri)
+    known: dict[int, list[dict]] = previous._rows_by_gen if previous is not None else {}
     for _ in range(attempts):
         settings, files = read_meta(uri)
         if settings is None:
@@ -492,24 +497,30 @@ def load_index(uri, embed_model: str | None = None, attempts: int = 5) -> Milvus
         if embed_model and embed_model != built_with:
             raise EmbedderMismatchError(str(uri), built_with, embed_model)
         gens = sorted({gen for gen, _ in files.values()})
-        rows = _query_all(uri, names(uri)["chunks"], f"gen in {gens}", ["id", "gen", "ord", "chunk", "terms"]) \
-            if gens else []
-        expected = {gen: int(meta["chunks"]) for gen, meta in files.values()}
-        counts: dict[int, int] = {}
+        fetch = [g for g in gens if g not in known]
+        rows = _query_all(uri, names(uri)["chunks"], f"gen in {fetch}", ["id", "gen", "ord", "chunk", "terms"]) \
+            if fetch else []
+        by_gen: dict[int, list[dict]] = {g: known[g] for g in gens if g in known}
         for row in rows:
-            counts[int(row["gen"])] = counts.get(int(row["gen"]), 0) + 1
-        if counts == {g: n for g, n in expected.items() if n}:
+            by_gen.setdefault(int(row["gen"]), []).append(row)
+        expected = {gen: int(meta["chunks"]) for gen, meta in files.values() if int(meta["chunks"])}
+        if {g: len(r) for g, r in by_gen.items()} == expected:
             break
         time.sleep(0.2)
     else:
         raise IndexCorruptError(str(uri), "the chunk rows do not match the file table after several reads "
                                           "(a writer crashed mid-switch?)")
-    path_of_gen = {gen: path for path, (gen, _) in files.items()}
-    rows.sort(key=lambda row: (path_of_gen[int(row["gen"])], int(row["ord"])))
-    chunks = [Chunk(**json.loads(row["chunk"])) for row in rows]
-    ids = np.asarray([int(row["id"]) for row in rows], dtype=np.int64)
-    chunk_terms = [json.loads(row["terms"]) for row in rows]
-    return MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids, chunk_terms)
+    ordered: list[dict] = []
+    for path, (gen, _) in sorted(files.items()):
+        block = by_gen.get(gen, [])
+        block.sort(key=lambda row: int(row["ord"]))
+        ordered.extend(block)
+    chunks = [Chunk(**json.loads(row["chunk"])) for row in ordered]
+    ids = np.asarray([int(row["id"]) for row in ordered], dtype=np.int64)
+    chunk_terms = [json.loads(row["terms"]) for row in ordered]
+    index = MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids, chunk_terms)
+    index._rows_by_gen = by_gen
+    return index
 
 
 _cache: dict[str, MilvusIndex] = {}
@@ -526,7 +537,7 @@ def open_index(uri, embed_model: str | None = None) -> MilvusIndex:
     with _cache_lock:
         cached = _cache.get(key)
     if cached is None or cached.version != version:
-        cached = load_index(uri)
+        cached = load_index(uri, previous=cached)
         with _cache_lock:
             _cache[key] = cached
     if embed_model and embed_model != cached.embed_model:
