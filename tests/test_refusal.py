@@ -1,0 +1,69 @@
+"""Refusal that holds (rag/answerability.py): near-topic and off-topic questions the
+documents do not answer are refused in every language, inside a conversation too,
+while questions they answer are not. Real embedder, real corpus index."""
+
+from __future__ import annotations
+
+import pytest
+
+import rag
+from rag.answerability import Signals, score
+from rag.config import DEFAULT_MIN_SCORE
+from rag.errors import InputError
+from rag.qa import QA
+from rag.settings import RetrievalSettings
+
+REPORT = "What is the 2-3-1 principle for enterprise LLM adoption?"
+
+
+@pytest.fixture(scope="module")
+def qa(corpus_txt_index):
+    return QA(corpus_txt_index.path, generator="extractive")
+
+
+@pytest.mark.parametrize("question", [
+    "호주의 수도는 어디인가요?",                          # "What is the capital of Australia?" in Korean
+    "澳大利亚的首都是哪里?",                              # ... and in Chinese
+    "Which bank does the Tencent report name as the first to deploy an industry large model?",
+    "보고서에 따르면 2025년 중국 산업 대형 모델 시장 규모는 얼마인가요?",  # a market size the report never gives
+    "GPT-4的上下文窗口有多长?",                            # the notes discuss GPT, not GPT-4's context window
+])
+def test_near_and_off_topic_questions_are_refused(qa, question):
+    answer = qa.ask(question)
+    assert answer.refused and answer.sources == [] and answer.citations == []
+    assert answer.score < DEFAULT_MIN_SCORE
+
+
+def test_answerable_questions_in_other_languages_are_answered(qa):
+    for question in ("检索增强生成特别适用于哪些场景?", "What pretraining objective does RoBERTa use?",
+                     "불균형한 레이블 데이터 세트에서 정확도를 평가 지표로 사용해도 되나요?"):
+        answer = qa.ask(question)
+        assert not answer.refused, question
+        assert DEFAULT_MIN_SCORE <= answer.score <= 1
+
+
+def test_off_topic_follow_up_is_not_answered_from_the_previous_question(qa):
+    history = [(REPORT, qa.ask(REPORT).text)]
+    answer = qa.ask("What is the capital of Australia?", history=history)
+    assert answer.refused
+    assert qa.ask("호주의 수도는?", history=history).refused
+
+
+def test_on_topic_follow_up_is_still_answered(qa):
+    history = [("What pretraining objective does RoBERTa use?", "Masked Language Modeling [1]")]
+    answer = qa.ask("And XLNet?", history=history)
+    assert not answer.refused and "XLNet" in answer.text
+
+
+def test_score_combines_the_signals_monotonically():
+    weak = Signals(dense=0.2, coverage=0.2, known=0.5)
+    assert 0 < score(weak) < score(Signals(dense=0.4, coverage=0.2, known=0.5)) < 1
+    assert score(weak) < score(Signals(dense=0.2, coverage=0.9, known=0.5))
+    assert score(weak) < score(Signals(dense=0.2, coverage=0.2, known=1.0))
+
+
+def test_min_score_is_one_validated_threshold(qa, corpus_txt_index):
+    assert qa.ask(REPORT, min_score=1.01).refused  # the score never reaches above 1
+    assert not rag.ask("澳大利亚的首都是哪里?", corpus_txt_index.path, generator="extractive", min_score=0).refused
+    with pytest.raises(InputError, match="min_score"):
+        RetrievalSettings(min_score=float("nan"))
