@@ -10,9 +10,11 @@ bench/data/extra_questions.jsonl (when present), after a warm-up:
   embedding, dense search, BM25, fusion);
 * extractive answer: rag.ask(question, generator="extractive"), wall time
   around the call (index lookup, retrieval and the extractive generator);
-* with --hf: the local hf generator's time to first streamed piece, k=5 chunks
-  of context, max_tokens=32, after the model is loaded (its load time is
-  reported on its own).
+* with --local (llama.cpp, the bundled GGUF) and/or --hf (transformers): the
+  generator's time to first streamed piece through rag.ask, k=5 chunks of
+  context fitted to the generator's budget, max_tokens=32, after the model is
+  loaded (its load time is reported on its own), with the prompt's size in the
+  model's tokens and the rate it was read at (tokens / time to first piece).
 
 Each question is asked once per pass (2 passes; --quick: 1 pass over a
 quarter of the questions), retrieval and ask interleaved question by question;
@@ -20,6 +22,7 @@ each extractive ask is repeated with the USE model on 1 BLAS thread (its
 default is min(4, cores)) to show what the thread count costs.
 
     python bench/query.py
+    python bench/query.py --local       # also the local (llama.cpp) generator's time to first token
     python bench/query.py --hf          # also the hf generator's time to first token
     python bench/query.py --quick
 """
@@ -40,6 +43,7 @@ common.setup_path()
 TARGET_RETRIEVE_P50_MS = 30.0
 TARGET_ASK_P50_MS = 100.0
 TARGET_TTFT_S = 2.0
+TARGET_LOCAL_TTFT_S = 1.5
 PARTS = ["embed", "dense", "lexical", "fusion", "total"]
 
 
@@ -62,18 +66,16 @@ def pick_hf_questions(questions: list[dict], n: int) -> list[dict]:
     return (first + rest)[: max(n * 3, n)]  # spares for questions refused before generation
 
 
-def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, log) -> dict:
-    """Time to the first streamed piece of the hf generator with k=5 chunks of context."""
-    import torch
-
+def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, log, name: str = "hf") -> dict:
+    """Time to the first streamed piece of generator ``name`` (hf or local) with k=5 chunks of context."""
     import rag
     from rag.generators import GenerationRequest, get_generator
     from rag.settings import GenerationSettings
 
     t0 = time.perf_counter()
-    gen = get_generator("hf")
+    gen = get_generator(name)
     load_s = time.perf_counter() - t0
-    log(f"hf generator {gen.model} loaded in {load_s:.1f}s")
+    log(f"{name} generator {gen.model} loaded in {load_s:.1f}s")
     tokenizer = getattr(gen, "tokenizer", None)
 
     # warm-up on a short prompt: the first generate call initializes kernels and caches
@@ -92,8 +94,10 @@ def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, lo
         return real_stream(request)
 
     def prompt_tokens() -> int | None:
-        if tokenizer is None or "messages" not in seen:
+        if "messages" not in seen:
             return None
+        if tokenizer is None:  # llama.cpp: the messages' own tokens (the chat template adds ~5 per message)
+            return sum(gen.count_tokens(m.get("content", "")) + 5 for m in seen["messages"])
         try:
             ids = tokenizer.apply_chat_template(seen["messages"], add_generation_prompt=True, tokenize=True,
                                                 return_dict=True)["input_ids"]
@@ -104,7 +108,7 @@ def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, lo
     def one(question: str) -> dict | None:
         seen.clear()
         t0 = time.perf_counter()
-        stream = rag.ask(question, str(index_dir), k=5, generator="hf", stream=True, max_tokens=32)
+        stream = rag.ask(question, str(index_dir), k=5, generator=name, stream=True, max_tokens=32)
         if stream.refused:  # refused before generation: no token to time
             for _ in stream:
                 pass
@@ -125,20 +129,29 @@ def bench_hf(index_dir: Path, questions: list[dict], n: int, budget_s: float, lo
     runs: list[dict] = []
     gen.stream = spy  # an instance attribute over the method: removed again below
     try:
-        skipped, stopped = _hf_loop(one, pick_hf_questions(questions, n), n, budget_s, runs, log)
+        skipped, stopped = _hf_loop(one, pick_hf_questions(questions, n), n, budget_s, runs, log, name)
     finally:
         del gen.stream
     ttft = [r["ttft_s"] for r in runs]
-    return {"model": gen.model, "load_s": load_s, "warmup_s": warmup_s, "k": 5, "max_tokens": 32,
+    for r in runs:
+        r["read_tokens_per_s"] = r["prompt_tokens"] / r["ttft_s"] if r.get("prompt_tokens") else None
+    if hasattr(gen, "threads"):
+        threads = gen.threads
+    else:
+        import torch
+
+        threads = torch.get_num_threads()
+    return {"name": name, "model": gen.model, "load_s": load_s, "warmup_s": warmup_s, "k": 5, "max_tokens": 32,
             "context_chars_per_source": getattr(gen, "context_chars", None),
-            "torch_threads": torch.get_num_threads(), "runs": runs, "refused_skipped": skipped,
+            "context_tokens_per_source": getattr(gen, "context_tokens", None),
+            "torch_threads": threads, "runs": runs, "refused_skipped": skipped,
             "budget_s": budget_s, "stopped_by_budget": stopped,
             "ttft_p50_s": common.percentile(ttft, 50) if ttft else None,
             "ttft_max_s": max(ttft) if ttft else None,
             "total_p50_s": common.percentile([r["total_s"] for r in runs], 50) if runs else None}
 
 
-def _hf_loop(one, picked: list[dict], n: int, budget_s: float, runs: list, log) -> tuple[int, bool]:
+def _hf_loop(one, picked: list[dict], n: int, budget_s: float, runs: list, log, name: str = "hf") -> tuple[int, bool]:
     """Time questions until ``n`` are done or ``budget_s`` is spent; (refused and skipped, stopped early)."""
     skipped, stopped = 0, False
     bench_started = time.perf_counter()
@@ -147,7 +160,7 @@ def _hf_loop(one, picked: list[dict], n: int, budget_s: float, runs: list, log) 
             break
         if runs and time.perf_counter() - bench_started > budget_s:
             stopped = True
-            log(f"  hf: time budget of {budget_s:.0f}s spent after {len(runs)} questions")
+            log(f"  {name}: time budget of {budget_s:.0f}s spent after {len(runs)} questions")
             break
         r = one(q["question"])
         if r is None:
@@ -155,7 +168,7 @@ def _hf_loop(one, picked: list[dict], n: int, budget_s: float, runs: list, log) 
             continue
         r["id"], r["lang"] = q.get("id"), q.get("lang")
         runs.append(r)
-        log(f"  hf {q.get('id')} ({q.get('lang')}): first piece {r['ttft_s']:.2f}s with a {r['prompt_tokens']}-token "
+        log(f"  {name} {q.get('id')} ({q.get('lang')}): first piece {r['ttft_s']:.2f}s with a {r['prompt_tokens']}-token "
             f"prompt, {r['pieces']} pieces in {r['total_s']:.2f}s")
     return skipped, stopped
 
@@ -163,6 +176,7 @@ def _hf_loop(one, picked: list[dict], n: int, budget_s: float, runs: list, log) 
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--hf", action="store_true", help="also time the hf generator's first token")
+    p.add_argument("--local", action="store_true", help="also time the local (llama.cpp) generator's first token")
     p.add_argument("--passes", type=int, help="passes over the questions (default 2, --quick 1)")
     p.add_argument("--hf-questions", type=int, help="questions timed with the hf generator (default 5, --quick 3)")
     p.add_argument("--hf-budget", type=float, default=240.0,
@@ -256,14 +270,18 @@ def main(argv: list[str] | None = None) -> int:
             log(f"pass {pass_no + 1}/{passes}: retrieve p50 {common.percentile(parts['total'], 50) * 1000:.1f} ms, "
                 f"ask p50 {common.percentile(ask_wall, 50) * 1000:.1f} ms")
 
-        hf = None
-        if args.hf:
+        hf = local = None
+        for name in [n for n in ("local", "hf") if getattr(args, n)]:
             try:
-                hf = bench_hf(index_dir, common.read_questions(), args.hf_questions or (3 if args.quick else 5),
-                              args.hf_budget, log)
+                timed = bench_hf(index_dir, common.read_questions(), args.hf_questions or (3 if args.quick else 5),
+                                 args.hf_budget, log, name)
             except Exception as exc:  # a missing or broken local model must not lose the other numbers
-                hf = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-                log(f"hf generator: {hf['error']}")
+                timed = {"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+                log(f"{name} generator: {timed['error']}")
+            if name == "hf":
+                hf = timed
+            else:
+                local = timed
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -288,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                            "ask_p50_ms": common.percentile(v["ask"], 50) * 1000}
                     for lang, v in sorted(by_lang.items())},
         "hf": hf,
+        "local": local,
     }
     targets = [
         common.target("retrieve p50 incl. query embedding (ms)", retrieval["total"]["p50_ms"], "<=",
@@ -296,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if hf is not None:
         targets.append(common.target("hf time to first token, k=5 (s)", hf.get("ttft_p50_s"), "<=", TARGET_TTFT_S))
+    if local is not None:
+        targets.append(common.target("local time to first token, k=5 (s)", local.get("ttft_p50_s"), "<=",
+                                     TARGET_LOCAL_TTFT_S))
     headline = [
         {"metric": "retrieve p50 / p95 (ms)",
          "value": f"{retrieval['total']['p50_ms']:.1f} / {retrieval['total']['p95_ms']:.1f}"},
@@ -309,9 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     if "wall_1thread" in ask_stats:
         headline.append({"metric": "extractive ask p50, USE on 1 BLAS thread (ms)",
                          "value": ask_stats["wall_1thread"]["p50_ms"]})
-    if hf is not None and "error" not in hf and hf["runs"]:
-        headline.append({"metric": "hf load (s) / time to first token p50 (s)",
-                         "value": f"{hf['load_s']:.1f} / {hf['ttft_p50_s']:.2f}"})
+    for timed in (local, hf):
+        if timed is not None and "error" not in timed and timed["runs"]:
+            headline.append({"metric": f"{timed['name']} load (s) / time to first token p50 (s)",
+                             "value": f"{timed['load_s']:.1f} / {timed['ttft_p50_s']:.2f}"})
     meta.update(wall_s=time.perf_counter() - started, quick=args.quick, load_average_at_end=common.load_average())
     report = {"meta": meta, "results": results, "headline": headline, "targets": targets}
     common.emit("query", report, format_table(report), args.json)
@@ -353,22 +376,26 @@ def format_table(report: dict) -> str:
         f"{lang} (n={v['n']}): retrieve {v['retrieve_p50_ms']:.1f}, ask {v['ask_p50_ms']:.1f}"
         for lang, v in r["by_lang"].items()),
         f"extractive answers refused: {r['refused_extractive']} of {r['questions']}"]
-    hf = r.get("hf")
-    if hf is not None:
+    for hf in (r.get("local"), r.get("hf")):
+        if hf is None:
+            continue
+        name = hf.get("name", "hf")
         lines.append("")
         if "error" in hf:
-            lines.append(f"hf generator: not measured ({hf['error']})")
+            lines.append(f"{name} generator: not measured ({hf['error']})")
         else:
-            lines.append(f"hf generator {hf['model']}: loaded in {hf['load_s']:.1f}s, warm-up {hf['warmup_s']:.1f}s; "
-                         f"k={hf['k']} (excerpts of {hf['context_chars_per_source']} chars), "
-                         f"max_tokens={hf['max_tokens']}, torch threads {hf['torch_threads']}; "
+            lines.append(f"{name} generator {hf['model']}: loaded in {hf['load_s']:.1f}s, warm-up {hf['warmup_s']:.1f}s; "
+                         f"k={hf['k']} (excerpts of {hf['context_chars_per_source']} chars / "
+                         f"{hf.get('context_tokens_per_source')} tokens), "
+                         f"max_tokens={hf['max_tokens']}, threads {hf['torch_threads']}; "
                          f"{len(hf['runs'])} questions ({hf['refused_skipped']} refused before generation skipped"
                          + (f"; stopped by the {hf['budget_s']:.0f}s budget" if hf["stopped_by_budget"] else "") + ")")
             lines.append(common.table(
-                ["question", "lang", "first piece s", "to the end s", "pieces", "prompt chars", "prompt tokens"],
-                [[x["id"], x["lang"], x["ttft_s"], x["total_s"], x["pieces"], x["prompt_chars"], x["prompt_tokens"]]
-                 for x in hf["runs"]]
-                + [["p50", "", hf["ttft_p50_s"], hf["total_p50_s"], None, None, None]]))
+                ["question", "lang", "first piece s", "to the end s", "pieces", "prompt chars", "prompt tokens",
+                 "read tok/s"],
+                [[x["id"], x["lang"], x["ttft_s"], x["total_s"], x["pieces"], x["prompt_chars"], x["prompt_tokens"],
+                  x.get("read_tokens_per_s")] for x in hf["runs"]]
+                + [["p50", "", hf["ttft_p50_s"], hf["total_p50_s"], None, None, None, None]]))
     lines += ["", common.targets_block(report["targets"]), f"\nwall time {meta['wall_s']:.0f}s"]
     return "\n".join(lines)
 

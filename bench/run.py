@@ -2,7 +2,7 @@
 """Run every benchmark (ingest, query, scaling) and print one combined table.
 
 Each script runs in its own process with the same --quick/--json/--quiet flags
-(the full run adds --hf to bench/query.py) and writes bench/results/<name>.json;
+(bench/query.py runs with --local, the full run adds --hf) and writes bench/results/<name>.json;
 this one reads those back and writes bench/results/summary.json.
 
     python bench/run.py --quick     # a few minutes on a 2-core machine
@@ -30,6 +30,8 @@ def run_script(name: str, args, log) -> dict:
     script = common.BENCH / f"{name}.py"
     cmd = [sys.executable, str(script)]
     cmd += [flag for flag, on in (("--quick", args.quick), ("--json", args.json), ("--quiet", args.quiet)) if on]
+    if name == "query":
+        cmd.append("--local")  # the offline LLM's first token: seconds, so in the quick run too
     if name == "query" and not args.quick and not args.no_hf:
         cmd.append("--hf")
     shown = " ".join(["python", str(script.relative_to(common.ROOT))] + cmd[2:])
