@@ -109,6 +109,7 @@ def _connect(uri: MilvusURI, token: str):
     # pymilvus logs every failed call and some harmless fallbacks at WARNING; the
     # failures reach the user as one line each (StoreUnavailableError)
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # it logs a traceback for a locked file
     if uri.is_lite:
         Path(uri.target).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -119,10 +120,26 @@ def _connect(uri: MilvusURI, token: str):
         raise _unavailable(uri, exc) from None
 
 
+def _lite_locked(uri: MilvusURI) -> bool:
+    """Another process holds the Milvus Lite file (its LOCK is an advisory flock)."""
+    import fcntl
+
+    try:
+        with open(Path(uri.target) / "LOCK", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _unavailable(uri: MilvusURI, exc: BaseException) -> StoreUnavailableError:
     message = str(getattr(exc, "message", "") or exc)
     lowered = message.lower()
-    if uri.is_lite and ("lock" in lowered or "milvuslite server" in lowered or "fail connecting" in lowered):
+    if uri.is_lite and ("open local milvus failed" in lowered or "lock" in lowered) and _lite_locked(uri):
         return StoreUnavailableError(str(uri), "the Milvus Lite file is open in another process (Milvus Lite "
                                                "serves one process): stop it, or run a Milvus server and use "
                                                "milvus://host:port")

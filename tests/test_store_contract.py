@@ -339,3 +339,20 @@ def test_cli_ingest_then_ask_in_new_processes(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert asked.returncode == 0, asked.stderr
     assert "1889" in asked.stdout and "france.txt" in asked.stdout
+
+
+@milvus_only
+def test_lite_file_held_by_another_process_is_one_line(tmp_path):
+    uri = f"milvus://{tmp_path}/index.db"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom rag import milvus_store\n"
+                               f"milvus_store.client(milvus_store.parse('{uri}'))\nprint('open', flush=True)\n"
+                               "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreUnavailableError) as held:
+            open_index(uri)
+        assert "open in another process" in str(held.value) and exit_code(held.value) == 3
+    finally:
+        holder.kill()
+        holder.wait(10)
+        milvus_store.release(uri)
