@@ -8,7 +8,10 @@ This is the only module that reads the environment: everything else asks it.
 | Milvus token         | RAG_MILVUS_TOKEN        | - (user:password or API key)    |
 | embedding model      | RAG_EMBED_MODEL         | use-multilingual (offline)      |
 | embedder threads     | RAG_EMBED_THREADS       | 1                               |
+| embedder workers     | RAG_EMBED_WORKERS       | cores, at most 8 (fast USE path)|
+| reference USE forward| RAG_EMBED_REFERENCE     | 0 (1: the package's own forward)|
 | local LLM threads    | RAG_LLM_THREADS         | half the cores, 1 to 8          |
+| follow-up rewriting  | RAG_CONDENSE            | auto (heuristic / llm)          |
 | generator            | RAG_GENERATOR           | openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else DEFAULT_GENERATOR |
 | generator model      | RAG_MODEL               | per generator                   |
 | OpenAI endpoint      | OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL | api.openai.com, -, gpt-4o-mini |
@@ -85,6 +88,20 @@ def embed_threads(value: int | None = None) -> int:
     return int(value or _env("RAG_EMBED_THREADS") or 1)
 
 
+CONDENSE_MODES = ("auto", "heuristic", "llm")
+
+
+def condense_mode(value: str | None = None) -> str:
+    """How follow-ups become standalone questions: auto (the LLM only for generators where it
+    measured better, README "Follow-ups"), heuristic, or llm; $RAG_CONDENSE."""
+    value = (value or _env("RAG_CONDENSE") or "auto").lower()
+    if value not in CONDENSE_MODES:
+        from .errors import InputError
+
+        raise InputError(f"RAG_CONDENSE={value}: give one of {', '.join(CONDENSE_MODES)}")
+    return value
+
+
 def llm_threads(value: int | None = None) -> int:
     """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else half the
     logical cores (one per physical core on SMT machines), 1 to 8. llama.cpp's threads spin while
@@ -95,6 +112,17 @@ def llm_threads(value: int | None = None) -> int:
         from .errors import InputError
 
         raise InputError(f"llm threads={value}: give 1 or more (RAG_LLM_THREADS)")
+    return value
+
+
+def embed_workers(value: int | None = None) -> int:
+    """Threads the fast USE forward spreads a large embedding call over (one BLAS
+    thread each): the argument, $RAG_EMBED_WORKERS, else every core up to 8."""
+    value = int(value or _env("RAG_EMBED_WORKERS") or min(8, os.cpu_count() or 1))
+    if value < 1:
+        from .errors import InputError
+
+        raise InputError(f"embed workers={value}: give 1 or more (RAG_EMBED_WORKERS)")
     return value
 
 

@@ -26,6 +26,7 @@ tests/test_embedder_equivalence.py); nothing is quantized.
 
 from __future__ import annotations
 
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +44,10 @@ FEAT_DIM = EMB_DIM + len(ORDERS) * CNN_DIM
 # 2k tokens, 16% at 8k on the corpus) but hold (tokens x 1280) float32 features;
 # 4096 keeps that transient near 20 MB.
 TOKEN_BUDGET = 4096
+# Distinct ids whose first-layer products stay cached (13 KB each, 109 MB when full;
+# the corpus' chunks use ~5k ids), and the batch size from which the cache is used.
+CACHE_IDS = 8192
+CACHE_MIN_TOKENS = 256
 
 
 def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
@@ -82,6 +87,8 @@ class FastUSE:
         self.ln_g, self.ln_b = b.ln_g, b.ln_b
         self.cnn_W, self.cnn_b = b.cnn_W, b.cnn_b
         self.d0, self.d1, self.d2, self.d3, self.p1, self.p3 = b.d0, b.d1, b.d2, b.d3, b.p1, b.p3
+        self._local = threading.local()  # each forward thread keeps its own id cache
+        self._pool, self._pool_size, self._pool_lock = None, 0, threading.Lock()
 
     # ------------------------------------------------------------------ per token
 
@@ -104,41 +111,39 @@ class FastUSE:
         n_rows = n_tokens if every else len(need)
 
         uniq, inv = np.unique(flat, return_inverse=True)
-        n_uniq = len(uniq)
         chunk = uniq % NUM_CHUNKS
         emb = self.table[uniq].astype(np.float32)
         emb *= self.scale[chunk, None]
         emb += self.lo[chunk, None]
-        x = emb @ self.proj_W
-        x += self.proj_b
-        _layernorm(x, self.ln_g_all, self.ln_b_all, self.eps)
+        # per distinct id: its projection x and first-layer products, by table row
+        cached = n_tokens >= CACHE_MIN_TOKENS and len(uniq) <= CACHE_IDS // 2
+        return self._features(uniq, inv, emb, starts, lens, need, cached)
+
+    def _features(self, uniq, inv, emb, starts, lens, need, cached):
+        n_tokens = len(inv)
+        every = need is None
+        n_rows = n_tokens if every else len(need)
+        rows_of, x_table, products, sentinel = self._id_tables(uniq, emb, cached)
+        token_rows = rows_of[inv]
 
         feats = np.empty((n_rows, FEAT_DIM), dtype=np.float32)
         np.take(emb, inv if every else inv[need], axis=0, out=feats[:, :EMB_DIM])
         idx = _window_index(starts, lens, n_tokens)
-        inv_ext = np.append(inv, n_uniq)  # the sentinel position -> an all-zero product row
+        slot_of = np.append(token_rows, sentinel)  # the padding position -> an all-zero product row
+        residual = np.take(x_table, token_rows, axis=0)
         buf = np.empty((n_tokens + 1, CNN_DIM), dtype=np.float32)
         buf[n_tokens] = 0.0
-        stride = n_uniq + 1
+        stride = products[0].shape[1]
         for i, (n, left) in enumerate(ORDERS):
-            xs = x[:, i * CNN_DIM:(i + 1) * CNN_DIM]
             cols = idx[:, MAX_LEFT - left:MAX_LEFT - left + n]
-            # First layer: products of each distinct id with each slot's weights, laid
-            # out (slot, id) so that a token's input is n row gathers. The centre slot
-            # is never padding: it carries the bias.
-            products = np.empty((n, stride, CNN_DIM), dtype=np.float32)
-            products[:, n_uniq] = 0.0
-            block = xs @ self.w1_blocks[i]
-            products[:, :n_uniq] = block.reshape(n_uniq, n, CNN_DIM).transpose(1, 0, 2)
-            products[left, :n_uniq] += self.b1[i]
-            slot_rows = inv_ext[cols] + np.arange(n, dtype=np.int64) * stride
-            table = products.reshape(n * stride, CNN_DIM)
+            slot_rows = slot_of[cols] + np.arange(n, dtype=np.int64) * stride
+            table = products[i].reshape(n * stride, CNN_DIM)
             h = buf[:n_tokens]
             np.take(table, slot_rows[:, 0], axis=0, out=h)
             for k in range(1, n):
                 h += np.take(table, slot_rows[:, k], axis=0)
             np.maximum(h, 0, out=h)
-            h += np.take(xs, inv, axis=0)
+            h += residual[:, i * CNN_DIM:(i + 1) * CNN_DIM]
             # second layer, only where features are wanted
             off = EMB_DIM + i * CNN_DIM
             out = feats[:, off:off + CNN_DIM]
@@ -154,6 +159,61 @@ class FastUSE:
         scale = np.reciprocal(np.sqrt(np.maximum(var, 0) + self.eps))
         feats *= scale[:, None]
         return feats, mean * scale
+
+    def _id_products(self, emb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(x (ids, 768), per order (n, ids, 256) first-layer products, centre slot
+        carrying the bias: it is never padding) of dequantized embedding rows."""
+        x = emb @ self.proj_W
+        x += self.proj_b
+        _layernorm(x, self.ln_g_all, self.ln_b_all, self.eps)
+        products = []
+        for i, (n, left) in enumerate(ORDERS):
+            block = x[:, i * CNN_DIM:(i + 1) * CNN_DIM] @ self.w1_blocks[i]
+            block = block.reshape(len(x), n, CNN_DIM).transpose(1, 0, 2)
+            block[left] += self.b1[i]
+            products.append(block)
+        return x, products
+
+    def _id_tables(self, uniq: np.ndarray, emb: np.ndarray, cached: bool):
+        """(table row of each id in ``uniq``, x table, product tables (n, rows + 1, 256),
+        index of the all-zero sentinel row). Big batches go through a per-process
+        cache of CACHE_IDS ids (the corpus uses ~5k distinct ids; an id seen once is
+        not projected again); small ones (a query) compute theirs and touch nothing
+        shared. The cache belongs to the calling thread (threads never wait on each
+        other; a forward thread holds at most 109 MB)."""
+        if not cached:
+            x, blocks = self._id_products(emb)
+            products = []
+            for block in blocks:
+                table = np.zeros((block.shape[0], len(uniq) + 1, CNN_DIM), dtype=np.float32)
+                table[:, :len(uniq)] = block
+                products.append(table)
+            return np.arange(len(uniq)), x, products, len(uniq)
+        c = self._local
+        if getattr(c, "x", None) is None:
+            # np.zeros maps pages lazily: memory grows with the ids actually stored
+            c.row = np.full(len(self.table), -1, dtype=np.int64)  # id -> cache row
+            c.x = np.zeros((CACHE_IDS, 3 * CNN_DIM), dtype=np.float32)
+            c.p = [np.zeros((n, CACHE_IDS + 1, CNN_DIM), dtype=np.float32) for n, _ in ORDERS]
+            c.ids = np.empty(CACHE_IDS, dtype=np.int64)
+            c.used = 0
+        rows = c.row[uniq]
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            if c.used + len(missing) > CACHE_IDS:  # full: start over
+                c.row[c.ids[:c.used]] = -1
+                c.used = 0
+                missing = np.arange(len(uniq))
+            new = c.used + np.arange(len(missing))
+            x, blocks = self._id_products(emb[missing])
+            c.x[new] = x
+            for table, block in zip(c.p, blocks):
+                table[:, new] = block
+            c.ids[new] = uniq[missing]
+            c.row[uniq[missing]] = new
+            c.used += len(missing)
+            rows = c.row[uniq]
+        return rows, c.x, c.p, CACHE_IDS
 
     def pooled(self, totals: np.ndarray, lens: np.ndarray) -> np.ndarray:
         """Sums of layer-normed rows from ``_span_sums`` of ``token_features``' F and c."""
@@ -181,10 +241,12 @@ class FastUSE:
 
     # ------------------------------------------------------------------ texts
 
-    def encode_ids(self, seqs: Sequence[Sequence[int]]) -> np.ndarray:
-        """Vectors (len(seqs), 512) of token id sequences (each with BOS and EOS)."""
+    def encode_ids(self, seqs: Sequence[Sequence[int]], workers: int = 1) -> np.ndarray:
+        """Vectors (len(seqs), 512) of token id sequences (each with BOS and EOS);
+        micro-batches spread over ``workers`` threads."""
         out = np.empty((len(seqs), EMB_DIM), dtype=np.float32)
-        for first, last in _batches([len(s) for s in seqs], TOKEN_BUDGET):
+
+        def run(first: int, last: int) -> None:
             group = seqs[first:last]
             lens = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
             starts = np.zeros(len(group), dtype=np.int64)
@@ -192,10 +254,30 @@ class FastUSE:
             feats, shifts = self.token_features(group)
             totals = _span_sums(feats, shifts, np.arange(len(group)), starts, starts + lens, len(group))
             out[first:last] = self.head(self.pooled(totals, lens), lens)
+
+        self._run_batches(run, list(_batches([len(s) for s in seqs], TOKEN_BUDGET)), workers)
         return out
 
-    def encode_with_parts(self, seqs: Sequence[Sequence[int]],
-                          parts: Sequence[Sequence[Sequence[int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _run_batches(self, run, batches: list[tuple[int, int]], workers: int) -> None:
+        """``run(first, last)`` for every batch; on ``workers`` threads when there are
+        several batches. numpy leaves the GIL in its products, gathers and sums, so
+        the threads run side by side (each batch writes its own rows of the output)."""
+        if workers <= 1 or len(batches) < 2:
+            for first, last in batches:
+                run(first, last)
+            return
+        with self._pool_lock:
+            if self._pool is None or self._pool_size != workers:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="use-forward")
+                self._pool_size = workers
+            pool = self._pool
+        for future in [pool.submit(run, first, last) for first, last in batches]:
+            future.result()
+
+    def encode_with_parts(self, seqs: Sequence[Sequence[int]], parts: Sequence[Sequence[Sequence[int]]],
+                          workers: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors of ``seqs`` and of each one's ``parts`` (token ids of substrings of
         it, e.g. sentence windows): (vectors (n, 512), [(parts_i, 512) arrays]).
 
@@ -203,10 +285,13 @@ class FastUSE:
         parent's tokens take their features from the parent's pass (fact 2 above)."""
         out = np.empty((len(seqs), EMB_DIM), dtype=np.float32)
         part_out = [np.empty((len(p), EMB_DIM), dtype=np.float32) for p in parts]
-        for first, last in _batches([len(s) + sum(map(len, p)) // 3 for s, p in zip(seqs, parts)],
-                                    TOKEN_BUDGET):
+
+        def run(first: int, last: int) -> None:
             self._encode_parts_batch(seqs[first:last], parts[first:last], out[first:last],
                                      part_out[first:last])
+
+        costs = [len(s) + sum(map(len, p)) // 3 for s, p in zip(seqs, parts)]
+        self._run_batches(run, list(_batches(costs, TOKEN_BUDGET)), workers)
         return out, part_out
 
     def _encode_parts_batch(self, seqs, parts, out, part_out) -> None:
