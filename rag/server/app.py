@@ -406,11 +406,12 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
         retrieval, _ = _settings_from(body, qa.retrieval, qa.generation)
         started = time.perf_counter()
         result = await run_in_threadpool(qa.search, body.question, retrieval=retrieval)
-        return {"object": "retrieval", "collection": collection.name, "question": body.question,
-                "sources": [_source_json(i, s) for i, s in enumerate(result.sources, start=1)],
-                "score": round(float(result.best_dense), 4),
-                "timings": {**{k: round(v, 4) for k, v in result.timings.items()},
-                            "server": round(time.perf_counter() - started, 4)}}
+        # JSONResponse directly: the body is plain JSON already, FastAPI's encoder pass would only add time.
+        return _JSON({"object": "retrieval", "collection": collection.name, "question": body.question,
+                             "sources": [_source_json(i, s) for i, s in enumerate(result.sources, start=1)],
+                             "score": round(float(result.best_dense), 4),
+                             "timings": {**{k: round(v, 4) for k, v in result.timings.items()},
+                                         "server": round(time.perf_counter() - started, 4)}})
 
     # -- generation -----------------------------------------------------------------------
     def _generator_choice(name: str | None, model: str | None) -> tuple[str | None, str | None]:
@@ -493,7 +494,13 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
                 except BaseException as exc:
                     self._put(("error", exc))
 
-            server.pool.submit(_in_slot(produce))
+            def run():
+                try:
+                    _in_slot(produce)()
+                except BaseException as exc:  # no slot in time (503): the waiting client hears it now
+                    self._put(("error", exc))
+
+            server.pool.submit(run)
 
         def _put(self, event) -> None:
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
@@ -543,7 +550,7 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
                            param="question")
         if not body.stream:
             answer = await _answer(collection, body.question, history, generator, model, retrieval, generation)
-            return _answer_json(answer)
+            return _JSON(_answer_json(answer))
 
         _admit()
         stream = _Stream(collection, body.question, history, generator, model, retrieval, generation)
@@ -593,7 +600,8 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
                            param="n")
         if body.max_tokens is None and body.max_completion_tokens is not None:
             body.max_tokens = body.max_completion_tokens
-        _, generation = _settings_from(body, collection.qa.retrieval, collection.qa.generation)
+        # Retrieval settings may come as extra fields (openai: extra_body={"k": 8}).
+        retrieval, generation = _settings_from(body, collection.qa.retrieval, collection.qa.generation)
         turns = [m for m in body.messages if m.role in ("user", "assistant")]
         if not turns or turns[-1].role != "user":
             raise ApiError(400, "messages: the last message must be the user's question", "invalid_value",
@@ -609,21 +617,20 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
             elif pending_user is not None:
                 history.append((pending_user, message_text(message)))
                 pending_user = None
-        retrieval = collection.qa.retrieval
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         model_name = f"{MODEL_PREFIX}/{collection.name}"
 
         if not body.stream:
             answer = await _answer(collection, question, history, None, None, retrieval, generation)
-            return {
+            return _JSON({
                 "id": completion_id, "object": "chat.completion", "created": created, "model": model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                              "finish_reason": "stop", "logprobs": None}],
                 "usage": _usage(collection, answer, question),
                 "sources": [_source_json(i, s) for i, s in enumerate(answer.sources, start=1)],
                 "refused": answer.refused,
-            }
+            })
 
         _admit()
         stream = _Stream(collection, question, history, None, None, retrieval, generation)
@@ -753,9 +760,26 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _plain(value: Any):
+    """numpy scalars and arrays (scores computed by the pipeline) as JSON numbers and lists."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, tuple, Path)):
+        return list(value) if not isinstance(value, Path) else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class _JSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, default=_plain,
+                          separators=(",", ":")).encode("utf-8")
+
+
 def _sse(data: dict, event: str | None = None) -> str:
     prefix = f"event: {event}\n" if event else ""
-    return f"{prefix}data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"{prefix}data: {json.dumps(data, ensure_ascii=False, default=_plain)}\n\n"
 
 
 def _short(value: Any) -> str:

@@ -62,7 +62,11 @@ class RequestMiddleware:
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+                # Server-Timing (a standard header browsers and bench/serve.py read): the time spent
+                # in the server up to the response, without the network and the client.
+                spent = (time.perf_counter() - started) * 1000
+                message["headers"] = list(message["headers"]) + [
+                    (b"x-request-id", request_id.encode()), (b"server-timing", f"app;dur={spent:.2f}".encode())]
             await send(message)
 
         try:
