@@ -58,6 +58,7 @@ SUPPORT_BIAS = -7.228
 # Youden-optimal cut, 0.19: see bench/calibrate.py --json, "support").
 SUPPORT_THRESHOLD = 0.2
 
+MIN_TOKENS = 2  # content tokens a sentence needs to be checked
 MAX_TERMS = 24  # of one text: a long sentence's first words carry enough evidence
 WINDOW_CHARS = 200  # windows embedded on the fly when the index stored none
 _CJK_TERM = re.compile(rf"[{CJK_ALL}]")
@@ -444,7 +445,9 @@ class CitationChecker:
                     if span:
                         verbatim[i] = (number, span)
                         break
-        todo = [i for i, s in enumerate(plain) if i not in verbatim and tokenize(s)]
+        # A sentence of fewer than MIN_TOKENS content tokens ("More.", "Yes, it is.") makes no
+        # claim to check: it is left as it is.
+        todo = [i for i, s in enumerate(plain) if i not in verbatim and len(set(tokenize(s))) >= MIN_TOKENS]
         views = self.views(sources) if todo and sources else []
         vectors = (self.embedder.embed_queries([plain[i] for i in todo])
                    if todo and views and self.embedder is not None else None)

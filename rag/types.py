@@ -89,7 +89,7 @@ class Answer:
     lang: str = "en"
     generator: str = ""
     model: str = ""
-    score: float = 0.0  # answerability: dense cosine of the best chunk
+    score: float = 0.0  # answerability in 0..1 (rag/answerability.py); refused below min_score
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     citations: list[Citation] = field(default_factory=list)  # per answer sentence, after the citation check
 

@@ -17,6 +17,7 @@ class GenerationRequest:
     sources: list[Source] = field(default_factory=list)
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     embedder: Any = None  # the index's embedder, for backends that score sentences
+    evidence: Any = None  # rag.citations.TermEvidence of the question (cross-lingual term matches)
 
     # The sampling settings, read by the backends.
     @property
