@@ -2,7 +2,8 @@
 
 Retrieval   hit@k, MRR@k, recall@k of evidence passages and of expected source files.
 Answers     keyword-group accuracy, exact match, token F1 (CJK by characters).
-Grounding   share of answer sentences supported by the retrieved chunks; citation validity.
+Grounding   share of answer sentences supported by the retrieved chunks; citation validity;
+            citation precision and recall from the answers' own citation check.
 Refusal     the "unanswerable" class as the positive one: confusion matrix, precision,
             recall, F1, ROC/AUC of the answerability score, a recommended threshold.
 Latency     percentiles.
@@ -238,6 +239,41 @@ def citation_check(sentences: Sequence[str], n_sources: int, support: np.ndarray
     }
 
 
+def checked_citations(citations: Sequence[dict] | None) -> dict[str, int]:
+    """Counts from an answer's checked citations (``Answer.citations`` as dicts, see
+    rag/citations.py): what the generator cited against what the check found.
+
+    ``cited``: (sentence, source) pairs the generator wrote that name a source;
+    ``cited_supporting``: those the check kept (the source supports the sentence);
+    ``claims_supported``: sentences some source supports; ``claims_supported_cited``:
+    those the generator gave a citation; ``claims_unsupported``: sentences no source
+    supports (marked for the reader)."""
+    counts = {"cited": 0, "cited_supporting": 0, "claims_supported": 0, "claims_supported_cited": 0,
+              "claims_unsupported": 0}
+    for c in citations or []:
+        cited = [n for n in c.get("cited") or []]
+        kept = set(c.get("sources") or [])
+        counts["cited"] += len(cited)
+        counts["cited_supporting"] += sum(1 for n in cited if n in kept)
+        if c.get("supported") and kept:
+            counts["claims_supported"] += 1
+            counts["claims_supported_cited"] += 1 if cited else 0
+        elif not c.get("supported"):
+            counts["claims_unsupported"] += 1
+    return counts
+
+
+def citation_rates(rows: Sequence[dict]) -> dict[str, float | int | None]:
+    """Citation precision (cited sources that support their sentence) and recall (supported
+    sentences that cite), summed over the rows' checked-citation counts."""
+    total = {key: sum(int(r.get(key) or 0) for r in rows) for key in
+             ("cited", "cited_supporting", "claims_supported", "claims_supported_cited", "claims_unsupported")}
+    return {"citation_precision": _div(total["cited_supporting"], total["cited"]),
+            "citation_recall": _div(total["claims_supported_cited"], total["claims_supported"]),
+            "unsupported_sentences": total["claims_unsupported"], "cited": total["cited"],
+            "claims_supported": total["claims_supported"]}
+
+
 # --------------------------------------------------------------------------- refusal as a classifier
 
 
@@ -447,6 +483,8 @@ def group_metrics(rows: list[dict]) -> dict:
         "refusal_accuracy": mean(1.0 if bool(r["refused"]) == (r["answerable"] is False) else 0.0 for r in labelled),
         "accuracy": _rate(rows, "correct"),
         "refused": sum(1 for r in rows if r.get("refused")),
+        **{k: v for k, v in citation_rates([r for r in rows if not r.get("refused")]).items()
+           if k in ("citation_precision", "citation_recall")},
     }
 
 
@@ -495,6 +533,10 @@ def aggregate(rows: list[dict], k: int, current_threshold: float | None = None) 
         grounding["citation_validity"] = _div(sum(r.get("citations_valid") or 0 for r in answered), total)
         grounding["citation_support"] = _div(sum(r.get("citations_supported") or 0 for r in answered), total)
         grounding["cited_sentences"] = _rate(answered, "cited_sentences")
+        if any(r.get("cited") is not None for r in answered):
+            # From the answers' own citation check (rag/citations.py): precision of what the
+            # generator cited, recall of the supported sentences it cited.
+            grounding.update(citation_rates(answered))
     judged = [r["judge"] for r in ok if isinstance(r.get("judge"), dict) and not r["judge"].get("error")]
     if judged:
         grounding["judge_groundedness"] = mean(j.get("grounded") for j in judged)
@@ -533,6 +575,10 @@ def aggregate(rows: list[dict], k: int, current_threshold: float | None = None) 
         for stem in stems or ["(no source given)"]:
             by_source.setdefault(stem, []).append(r)
     out["by_language"] = {lang: group_metrics(group) for lang, group in sorted(by_lang.items())}
+    by_generator: dict[str, list[dict]] = {}
+    for r in ok:
+        by_generator.setdefault(r.get("generator") or "?", []).append(r)
+    out["by_generator"] = {name: group_metrics(group) for name, group in sorted(by_generator.items())}
     out["by_source"] = {src: group_metrics(group) for src, group in sorted(by_source.items())}
 
     out["latency"] = {

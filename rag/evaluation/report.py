@@ -73,6 +73,12 @@ def headline(metrics: dict) -> list[tuple[str, str, str]]:
     if g.get("citations"):
         rows.append(("citation validity ([n] names a source)", fmt(g.get("citation_validity")), str(g["citations"])))
         rows.append(("citation support (source supports sentence)", fmt(g.get("citation_support")), str(g["citations"])))
+    if g.get("citation_precision") is not None or g.get("citation_recall") is not None:
+        rows.append(("citation precision (cited sources that support)", fmt(g.get("citation_precision")),
+                     str(g.get("cited", ""))))
+        rows.append(("citation recall (supported sentences that cite)", fmt(g.get("citation_recall")),
+                     str(g.get("claims_supported", ""))))
+        rows.append(("sentences no source supports (marked)", str(g.get("unsupported_sentences", 0)), ""))
     if "judge_groundedness" in g:
         rows.append(("LLM judge groundedness", fmt(g["judge_groundedness"]), str(g.get("judge_n", ""))))
         rows.append(("LLM judge correctness", fmt(g.get("judge_correct")), str(g.get("judge_n", ""))))
@@ -504,6 +510,9 @@ def build_doc(result, plots: dict[str, tuple[str, bytes]]) -> Doc:
 
     doc.h(2, "By question language")
     _group_table(doc, metrics.get("by_language", {}), "language", k)
+    if metrics.get("by_generator"):
+        doc.h(3, "By generator")
+        _group_table(doc, metrics["by_generator"], "generator", k)
     if "languages" in plots:
         doc.img("languages", *plots["languages"])
     doc.h(2, "By source document")
@@ -564,9 +573,10 @@ def _group_table(doc: Doc, groups: dict, label: str, k: int) -> None:
         doc.p("(no data)", "muted")
         return
     doc.table([label, "n", "answerable", f"hit@{k}", "MRR", "source hit", "keyword acc.", "F1", "grounded",
-               "refusal acc.", "accuracy"], [
+               "citation prec.", "citation rec.", "refusal acc.", "accuracy"], [
         (name, g["n"], g["answerable"], fmt(g["hit"]), fmt(g["mrr"]), fmt(g["source_hit"]), fmt(g["keyword_accuracy"]),
-         fmt(g["f1"]), fmt(g["groundedness"]), fmt(g["refusal_accuracy"]), fmt(g["accuracy"]))
+         fmt(g["f1"]), fmt(g["groundedness"]), fmt(g.get("citation_precision")), fmt(g.get("citation_recall")),
+         fmt(g["refusal_accuracy"]), fmt(g["accuracy"]))
         for name, g in groups.items()])
 
 

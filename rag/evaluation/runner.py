@@ -464,6 +464,8 @@ class EvalRun:
                 retrieved = self.qa.search(q.question).sources
             row.update({
                 "answer": answer.text, "refused": bool(answer.refused), "score": answer.score,
+                "generator": answer.generator, "citations_checked": [c.to_dict() for c in answer.citations],
+                **M.checked_citations([c.to_dict() for c in answer.citations]),
                 "answer_lang": answer.lang,
                 "refused_by": (None if not answer.refused else "threshold"
                                if (answer.score or 0.0) < self.threshold or not retrieved else "generator"),
