@@ -648,7 +648,8 @@ def create_app(
         accepted = gr.on(triggers=[ask_button.click, question.submit], fn=accept, inputs=[question, turns],
                          outputs=[chatbot, turns, question, note], queue=False, api_visibility="private")
         answering = accepted.then(respond, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private",
-                                  concurrency_limit=concurrency_limit, concurrency_id="chat", show_progress="full")
+                                  concurrency_limit=concurrency_limit, concurrency_id="chat", show_progress="full",
+                                  show_progress_on=[chatbot])  # the queue position, on the conversation only
         api_button.click(respond, inputs=chat_inputs, outputs=chat_outputs, api_name="chat",
                          concurrency_limit=concurrency_limit, concurrency_id="chat")
         stop_button.click(stop_answer, inputs=None, outputs=None, queue=False, api_visibility="private")
