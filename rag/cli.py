@@ -120,6 +120,24 @@ def ask(question, index, generator, model, as_json, **settings):
         click.echo(piece, nl=False)
     click.echo()
     print_sources(streamed.answer.sources)
+    print_citation_check(streamed.answer)
+
+
+def print_citation_check(answer) -> None:
+    """What the citation check changed after the answer streamed (rag/citations.py):
+    citations moved or removed, and sentences that no source supports."""
+    notes = []
+    for c in answer.citations:
+        cited = ", ".join(map(str, c.cited)) or "none"
+        if not c.supported:
+            notes.append(f"  ? not supported by any source (cited: {cited}): {c.sentence[:110]}")
+        elif c.sources != c.cited:
+            now = ", ".join(map(str, c.sources))
+            notes.append(f"  ~ citation [{cited}] -> [{now}]: {c.sentence[:110]}")
+    if notes:
+        click.echo("citation check:")
+        for note in notes:
+            click.echo(note)
 
 
 @main.command()
