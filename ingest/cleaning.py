@@ -38,8 +38,10 @@ def _wrap_width(lines: list[str]) -> float:
 
 
 _WORD = re.compile(r"[^\W\d_]+")
-_WORD_AT_END = re.compile(r"[^\W\d_]+$")
-_HYPHENATED = re.compile(r"[^\W\d_]+-[^\W\d_]+")
+# The lookbehinds start a match only where a run of letters starts: without them
+# every position inside a 50 000-letter "word" was tried again (quadratic, ~30 s).
+_WORD_AT_END = re.compile(r"(?<![^\W\d_])[^\W\d_]+$")
+_HYPHENATED = re.compile(r"(?<![^\W\d_])[^\W\d_]+-[^\W\d_]+")
 
 
 def _joiner(left: str, right: str, words: frozenset[str] = frozenset(),

@@ -141,7 +141,20 @@ def load_text(path: Path, limits: Limits) -> list[Record]:
     return [Record(cleaned, warning=warning)]
 
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# Linear on any line: whitespace then a non-space cannot overlap. The old
+# "(.+?)\s*#*\s*$" backtracked cubically on a heading padded with Unicode spaces
+# (3000 em spaces: minutes), which clean_text does not collapse.
+_HEADING = re.compile(r"^(#{1,6})\s+(\S.*)$")
+
+
+def _heading_title(raw: str) -> str:
+    """The title of an ATX heading: without a closing run of hashes ("## Setup ##"),
+    which must follow whitespace ("# C#" keeps its hash); inner spaces collapsed."""
+    title = raw.rstrip()
+    bare = title.rstrip("#")
+    if bare != title and bare and bare[-1].isspace():
+        title = bare.rstrip()
+    return " ".join(title.split())
 
 
 def split_markdown_sections(text: str) -> list[Record]:
@@ -162,7 +175,7 @@ def split_markdown_sections(text: str) -> list[Record]:
         if match:
             if "".join(current).strip():
                 records.append(Record("\n".join(current), section=section, start=start))
-            level, title = len(match.group(1)), match.group(2).strip()
+            level, title = len(match.group(1)), _heading_title(match.group(2))
             trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
             section = " > ".join(t for _, t in trail)
             current, start = [line], offset

@@ -293,3 +293,29 @@ def test_a_control_character_in_a_reason_is_escaped_too():
 
     line = FileReport("/docs/a.txt", "failed", reason="bad\nforged line").line()
     assert line == "   failed  /docs/a.txt: bad\\nforged line"
+
+
+# --- text crafted to make a regular expression backtrack -----------------------------------------------
+
+
+def test_a_heading_padded_with_unicode_spaces_loads_at_once(tmp_path):
+    """"# a" + 3000 em spaces + "b" took minutes in the heading pattern (cubic backtracking)."""
+    from rag.ingest.loaders import load_document
+
+    path = tmp_path / "padded.md"
+    path.write_text("# a" + "\u2003" * 3000 + "b\n\nBody text.\n", encoding="utf-8")
+    started = time.process_time()
+    [record] = load_document(path)
+    assert time.process_time() - started < 2.0
+    assert record.section.startswith("a") and record.section.endswith("b")
+
+
+def test_a_very_long_word_in_a_pdf_page_is_cleaned_at_once():
+    """A 50 000-letter "word" took ~30 s per pattern in the de-hyphenation step (quadratic)."""
+    from rag.ingest.cleaning import clean_text
+
+    lines = ["x" * 50_000 + " tail", "wrap-", "ping continues here and there", "and", "more lines"] * 2
+    started = time.process_time()
+    cleaned = clean_text("\n".join(lines), from_pdf=True)
+    assert time.process_time() - started < 2.0
+    assert cleaned.count("x" * 50_000) == 2

@@ -75,6 +75,18 @@ def test_markdown_headings_become_section_paths(tmp_path):
     assert "# not a heading: a shell comment" in setup.text
 
 
+@pytest.mark.parametrize("heading, section", [
+    ("## Setup ##", "Setup"),  # a closing sequence is not part of the title
+    ("# C#", "C#"),  # a hash inside the last word is
+    ("#   Spaced   title  ", "Spaced title"),
+    ("###### Six", "Six"),
+])
+def test_markdown_heading_titles(tmp_path, heading, section):
+    path = tmp_path / "h.md"
+    path.write_text(f"{heading}\nText.\n", encoding="utf-8")
+    assert load_document(path)[0].section == section
+
+
 def test_html_headings_become_sections_and_scripts_are_dropped(tmp_path):
     path = tmp_path / "page.html"
     path.write_text(
