@@ -59,7 +59,9 @@ ABBREVIATIONS = frozenset(
 # A sentence ends after 。！？ (no space needed) or after . ! ? ; followed by space, and at
 # every line break. A period is then checked against the abbreviations and initials.
 _BOUNDARY = re.compile(r"(?<=[。！？])|(?<=[.!?;])\s+|\n+")
-_LAST_WORD = re.compile(r"([^\s(\[{\"'“‘]+)\.$")
+# Anchored at the start of a word: unanchored, search retried every position of a long
+# token ("x" * 20000 + " ." took 19 s; documents are untrusted input).
+_LAST_WORD = re.compile(r"(?<![^\s(\[{\"'“‘])([^\s(\[{\"'“‘]+)\.$")
 
 
 def _ends_with_abbreviation(piece: str) -> bool:
