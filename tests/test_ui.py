@@ -368,3 +368,185 @@ def test_errors_become_chat_messages(tmp_path, small_index, monkeypatch, setup, 
     assert len(chat) == 4
     if setup == "index":
         assert "[1]" in _text(chat[-1]["content"])
+
+
+# ------------------------------------------------------------------ rendering (no gradio, no server)
+
+
+def test_document_text_is_shown_as_text_never_as_markup():
+    from rag.ui.render import esc, render_answer, render_sources, render_user
+
+    payload = '![s](http://127.0.0.1:9/exfil.png?q=1) <img src="http://127.0.0.1:9/x.png"> <b>b</b> $x$ www.a.io'
+    for fragment in (render_user(payload), esc(payload),
+                     render_answer({"question": "q", "answer": payload + " [1]", "sources": [{"source": "a.md", "text": payload}]}),
+                     render_sources({"question": "q", "answer": payload, "sources": [{"source": "a.md", "text": payload}]}, 1)):
+        assert "<img" not in fragment and "<b>" not in fragment and "](" not in fragment and "http:" not in fragment
+    assert _text(render_user(payload)) == payload  # shown exactly as written
+    assert _text(render_user("line one\nline two")) == "line oneline two" and "<br>" in render_user("a\nb")
+
+
+def _turn(answer, citations=None, n_sources=3):
+    sources = [{"source": f"doc{n}.pdf", "path": f"/docs/doc{n}.pdf", "page": n, "score": 1.0,
+                "text": f"Passage {n}. The pump needs a gasket every {n}00 hours. End."} for n in range(1, n_sources + 1)]
+    return {"question": "How often?", "answer": answer, "sources": sources, "citations": citations or []}
+
+
+def test_chips_only_for_sources_the_answer_cites_and_the_check_supports():
+    from rag.ui.render import cited_sources, render_answer
+
+    # Without citation-check results: what the text cites, never "all of them".
+    assert cited_sources(_turn("Every 100 hours [1].")) == {1}
+    assert cited_sources(_turn("No citation here.")) == set()
+    assert "rag-cite\"" not in render_answer(_turn("No citation here."))
+    # With them: cited and supported only; the unsupported sentence is marked in place.
+    citations = [
+        {"sentence": "Every 100 hours [1].", "sources": [1], "cited": [1], "supported": True, "quote": "The pump needs a gasket every 100 hours.",
+         "quote_source": 1, "quote_start": 11, "quote_end": 51},
+        {"sentence": "It is blue [2].", "sources": [2], "cited": [2], "supported": False},
+    ]
+    turn = _turn("Every 100 hours [1]. It is blue [2].", citations)
+    assert cited_sources(turn) == {1}
+    html = render_answer(turn)
+    assert _text(html).count("[1] doc1.pdf · p. 1") == 1 and "doc2.pdf" not in _text(html)
+    assert '<span class="rag-unsupported"' in html and "not supported by the cited source" in _text(html)
+
+
+def test_source_card_highlights_the_quote_and_links_the_pdf_page():
+    from rag.ui.render import render_sources
+
+    citations = [{"sentence": "Every 100 hours [1].", "sources": [1], "supported": True,
+                  "quote": "The pump needs a gasket every 100 hours.", "quote_source": 1, "quote_start": 11, "quote_end": 51}]
+    turn = _turn("Every 100 hours [1].", citations, n_sources=2)
+    html = render_sources(turn, 1, document_url=lambda s: f"rag-doc/x/{s['source']}")
+    assert _text(html.split('<mark class="rag-quote">')[1].split("</mark>")[0]) == "The pump needs a gasket every 100 hours."
+    assert 'href="rag&#45;doc/x/doc1&#46;pdf#page=1"' in html and 'rel="noopener noreferrer"' in html
+    # The uncited source says so in its own element (read apart from the file name).
+    assert '<span class="rag-src-flag">(not cited)</span>' in html
+    assert html.count("rag-src-flag") == 1
+
+
+@pytest.mark.parametrize("lang, title, hint", [
+    ("it", "Non trovato nei tuoi documenti", "non è stato inventato nulla"),
+    ("ko", "문서에서 찾을 수 없습니다", "지어내지 않았습니다"),
+    ("zh", "文档中未找到", "没有编造任何内容"),
+    ("en", "Not found in your documents", "nothing was made up"),
+])
+def test_refusal_notice_is_in_the_questions_language(lang, title, hint):
+    from rag.ui.render import render_answer, render_sources
+
+    turn = {"question": "?", "answer": "…", "refused": True, "lang": lang, "sources": []}
+    html = _text(render_answer(turn))
+    assert title in html and hint in html
+    if lang != "en":
+        assert "Not found" not in html and "nothing was made up" not in html
+        assert "No sources" not in _text(render_sources(turn, 1))
+
+
+def test_error_titles_come_from_one_mapping():
+    from rag.errors import (BackendNotFoundError, ConfigurationError, IndexNotFoundError, InputError, RagError,
+                            ServerUnavailableError)
+    from rag.ui.render import error_hint, error_title
+
+    assert error_title(IndexNotFoundError("/x")) == "No index yet — upload documents"
+    assert error_title(ConfigurationError("no key")) == "The generator is not configured"
+    assert error_title(ServerUnavailableError("http://x")) == "The model server cannot be reached"
+    assert error_title(BackendNotFoundError("generator", "nope", ["extractive"])) == "Unknown generator"
+    assert error_title(InputError("temperature=5")) == "Check the settings"
+    assert error_title(RagError("x")) == "Could not answer" and error_title(KeyError("x")) == "Unexpected error"
+    assert "extractive" in error_hint(ServerUnavailableError("http://x"))
+
+
+def test_too_long_question_is_not_sent_and_keeps_its_text(tmp_path):
+    from rag.retrieval import MAX_QUESTION_CHARS
+    from rag.ui import create_app
+
+    app = create_app(index=tmp_path / "index", upload_dir=tmp_path / "up")
+    long_question = "x" * (MAX_QUESTION_CHARS + 1)
+    chat, turns, box, note = _endpoint(app, "accept")(long_question, [])
+    assert turns is not None and box is not None  # gr.skip(): nothing shown, the box keeps the text
+    assert not isinstance(turns, list) and not isinstance(box, str)
+    assert f"limit is {MAX_QUESTION_CHARS:,}" in _text(note) and "still in the box" in _text(note)
+    chat, turns, box, note = _endpoint(app, "accept")("How do I reset it?", [])
+    assert box == "" and note == "" and turns[-1]["pending"] and turns[-1]["question"] == "How do I reset it?"
+
+
+def test_upload_headline_counts_this_upload_and_the_index(tmp_path, small_index, index_copy):
+    from rag.ui.render import upload_headline
+
+    index = index_copy(small_index)
+    bad = tmp_path / "tool.exe"
+    bad.write_bytes(b"MZ")
+    result = ingest_uploads([bad], index, tmp_path / "uploads")
+    assert upload_headline(result, 2) == "1 not added · the index has 2 documents"
+
+
+def test_sampling_controls_follow_the_settings_and_the_generator(tmp_path):
+    from rag.settings import GenerationSettings
+    from rag.ui import create_app
+    from rag.ui.app import why_disabled
+
+    app = create_app(index=tmp_path / "index", generator="extractive",
+                     generation=GenerationSettings(temperature=0.4))
+    sliders = {b.elem_id: b for b in app.blocks.values() if getattr(b, "elem_id", None) in
+               ("rag-temperature", "rag-top-p", "rag-max-tokens", "rag-k")}
+    temperature = sliders["rag-temperature"]
+    meta = {f.name: f.metadata for f in __import__("dataclasses").fields(GenerationSettings)}
+    assert (temperature.minimum, temperature.maximum, temperature.value) == (meta["temperature"]["minimum"],
+                                                                            meta["temperature"]["maximum"], 0.4)
+    assert temperature.info == meta["temperature"]["help"] and not temperature.interactive
+    assert sliders["rag-k"].interactive is not False
+    assert "no effect with extractive" in why_disabled("extractive") and why_disabled("openai") == ""
+
+
+# ------------------------------------------------------------------ feedback file safety
+
+
+def test_feedback_is_private_and_never_follows_a_link(tmp_path):
+    from rag.ui.feedback import FeedbackError
+
+    path = tmp_path / "index" / "feedback.jsonl"
+    append_feedback(path, {"vote": "up"})
+    assert (path.stat().st_mode & 0o777) == 0o600
+    path.chmod(0o644)  # a file from an older version
+    append_feedback(path, {"vote": "down"})
+    assert (path.stat().st_mode & 0o777) == 0o600 and len(read_feedback(path)) == 2
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n", encoding="utf-8")
+    planted = tmp_path / "index" / "planted.jsonl"
+    planted.symlink_to(target)
+    with pytest.raises(FeedbackError, match="symbolic link"):
+        append_feedback(planted, {"vote": "up"})
+    assert target.read_text(encoding="utf-8") == "keep\n"
+
+
+# ------------------------------------------------------------------ rag ui access and document serving
+
+
+def test_rag_ui_refuses_a_network_address_without_logins(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rag.ui.command import access, login_checker, ui_command
+
+    monkeypatch.delenv("RAG_UI_AUTH", raising=False)
+    monkeypatch.setenv("RAG_KEYS_FILE", str(tmp_path / "no-keys.json"))
+    result = CliRunner().invoke(ui_command, ["--index", str(tmp_path / "idx"), "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "refusing to serve the chat page on 0.0.0.0 without logins" in result.output
+    auth, line = access("0.0.0.0", [("ann", "s3cret")])
+    assert auth("ann", "s3cret") and not auth("ann", "wrong") and not auth("bob", "s3cret")
+    assert "Login required" in line
+    assert access("127.0.0.1", []) == (None, "")
+    assert login_checker([("a", "b")])("a", "b")
+
+
+def test_only_indexed_unchanged_pdfs_are_served(tmp_path, small_index, index_copy):
+    from rag.store import read_manifest
+    from rag.ui.app import document_token, find_document
+
+    index = index_copy(small_index)
+    paths = list(read_manifest(index)["files"])
+    pdf = next(p for p in paths if p.endswith(".pdf"))
+    text = next(p for p in paths if not p.endswith(".pdf"))
+    assert find_document(index, document_token(pdf)) == Path(pdf)
+    assert find_document(index, document_token(text)) is None  # only PDFs
+    assert find_document(index, document_token("/etc/passwd")) is None
+    assert find_document(index, "../../etc/passwd") is None

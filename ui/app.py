@@ -620,12 +620,13 @@ def create_app(
                                                info="Name or path; empty = the generator's default")
                     why = gr.HTML(_why_html(initial_reason), elem_id="rag-why")
                     controls = []
-                    with gr.Row():
-                        for _, field in KNOBS:
-                            control = _control(field, values[field.name])
-                            if field.metadata.get("llm_only") and initial_reason:
-                                control.interactive = False
-                            controls.append(control)
+                    for start in range(0, len(KNOBS), 2):  # two sliders a row: room for their ranges
+                        with gr.Row():
+                            for _, field in KNOBS[start:start + 2]:
+                                control = _control(field, values[field.name])
+                                if field.metadata.get("llm_only") and initial_reason:
+                                    control.interactive = False
+                                controls.append(control)
             with gr.Column(scale=2, min_width=340):
                 sources_panel = gr.HTML(sources_html(None), elem_id="rag-sources", label="Sources")
                 status_panel = gr.HTML(status_html(), elem_id="rag-status", label="Index status")
