@@ -354,6 +354,13 @@ def _span_sums(feats: np.ndarray, shifts: np.ndarray, owner: np.ndarray, first: 
     """(n_out, 1281): row j = sums of ``feats`` | ``shifts`` over the spans
     [first, last) whose owner is j. One sparse product: each row is read once
     (numpy's reduceat over 1280 columns measured 4x slower)."""
+    if len(feats) < 512 and np.array_equal(owner, np.arange(n_out)) and np.array_equal(first[1:], last[:-1]) \
+            and first[0] == 0 and last[-1] == len(feats):
+        # a query or a few words, back to back: reduceat is cheaper than building a matrix
+        out = np.empty((n_out, FEAT_DIM + 1), dtype=np.float32)
+        out[:, :FEAT_DIM] = np.add.reduceat(feats, first, axis=0)
+        out[:, FEAT_DIM] = np.add.reduceat(shifts, first)
+        return out
     import scipy.sparse
 
     order = np.argsort(owner, kind="stable")
