@@ -838,9 +838,7 @@ def _save_uploads(collection: Collection, uploads) -> list[JobFile]:
 
 def _mount_ui(app: FastAPI, server: Server) -> None:
     """The Gradio chat at /ui, for the default collection; the middleware guards it with the keys."""
-    import gradio as gr
-
-    from rag.ui import create_app as create_ui
+    import rag.ui as ui
 
     names = server.collections.names()
     name = DEFAULT_COLLECTION if DEFAULT_COLLECTION in names else (names[0] if names else None)
@@ -848,11 +846,17 @@ def _mount_ui(app: FastAPI, server: Server) -> None:
         raise InputError("--ui needs a collection: start with --index DIR, or create one under --data first")
     collection = server.collections.get(name)
     server.ui_collection = name
-    blocks = create_ui(index=str(collection.index_path), upload_dir=str(collection.uploads_dir),
-                       generator=server.generator_name, model=server.settings.model,
-                       embed_model=server.settings.embed_model,
-                       max_upload_mb=server.max_upload_bytes / 1024 / 1024)
-    gr.mount_gradio_app(app, blocks, path="/ui")
+    # The page answers through the collection's own QA (built once, shared with the API).
+    blocks = ui.create_app(index=str(collection.index_path), upload_dir=str(collection.uploads_dir),
+                           qa=collection.qa, generator=server.generator_name, model=server.settings.model,
+                           embed_model=server.settings.embed_model,
+                           max_upload_mb=server.max_upload_bytes / 1024 / 1024)
+    if hasattr(ui, "mount"):  # the page's theme, CSP and PDF route come with it
+        ui.mount(app, blocks, "/ui")
+    else:
+        import gradio as gr
+
+        gr.mount_gradio_app(app, blocks, path="/ui")
 
 
 __all__ = ["create_app", "ServerSettings", "Server", "Principal"]
