@@ -217,6 +217,8 @@ BAD_REQUESTS = [
      ["k=0"]),
     ("unknown generator", "POST", "/v1/ask", {"question": "x?", "collection": "alpha", "generator": "gpt9"}, 400,
      "invalid_value", ["gpt9", "extractive"]),
+    ("a model to load", "POST", "/v1/ask", {"question": "x?", "collection": "alpha", "generator": "hf",
+                                            "model": "/etc/passwd"}, 400, "invalid_value", ["model", "rag serve --model"]),
     ("no messages", "POST", "/v1/chat/completions", {"model": "rag"}, 422, "invalid_field", ["messages"]),
     ("last message not the user's", "POST", "/v1/chat/completions",
      {"model": "rag/alpha", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "invalid_value", ["user"]),

@@ -423,7 +423,8 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
             except RagError as exc:
                 raise ApiError(400, str(exc), "invalid_value", param="generator") from None
         chosen = name or server.generator_name
-        if model is not None and chosen != "openai" and model != (server.settings.model or model):
+        # A model for a local generator is a path or hub id to load: the administrator's choice at start.
+        if model is not None and chosen != "openai" and model != server.settings.model:
             raise ApiError(400, f"model: this server loads '{chosen}' models only at start (rag serve --model); "
                                 f"leave model out, or use generator 'openai' with an upstream model name",
                            "invalid_value", param="model")
