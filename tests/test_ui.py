@@ -550,3 +550,33 @@ def test_only_indexed_unchanged_pdfs_are_served(tmp_path, small_index, index_cop
     assert find_document(index, document_token(text)) is None  # only PDFs
     assert find_document(index, document_token("/etc/passwd")) is None
     assert find_document(index, "../../etc/passwd") is None
+
+
+def test_a_login_guards_the_page_and_its_documents(tmp_path, small_index):
+    import socket
+
+    import httpx
+
+    from rag.store import read_manifest
+    from rag.ui import create_app, launch
+    from rag.ui.app import DOCUMENT_ROUTE, document_token
+    from rag.ui.command import login_checker
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(index=small_index, upload_dir=tmp_path / "up", generator="extractive")
+    launch(app, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True,
+           auth=login_checker([("ann", "s3cret")]))
+    try:
+        pdf = next(p for p in read_manifest(small_index)["files"] if p.endswith(".pdf"))
+        url = f"http://127.0.0.1:{port}/{DOCUMENT_ROUTE}/{document_token(pdf)}/guide.pdf"
+        with httpx.Client(timeout=30) as client:
+            assert client.get(url).status_code == 401
+            assert "content-security-policy" in client.get(f"http://127.0.0.1:{port}/").headers
+            assert client.post(f"http://127.0.0.1:{port}/login", data={"username": "ann", "password": "no"}).status_code == 400
+            assert client.post(f"http://127.0.0.1:{port}/login", data={"username": "ann", "password": "s3cret"}).status_code == 200
+            response = client.get(url)
+            assert response.status_code == 200 and response.content == Path(pdf).read_bytes()
+    finally:
+        app.close(verbose=False)

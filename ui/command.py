@@ -77,9 +77,11 @@ def access(host: str, logins: list[tuple[str, str]], keys=None):
               help="Votes file (JSONL, mode 0600) [default: <index>/feedback.jsonl].")
 @click.option("--max-upload-mb", type=float, default=None,
               help="Largest file accepted per upload, in MB [env RAG_UI_MAX_UPLOAD_MB; default 50].")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Questions answered at the same time; others wait in the queue and see their position.")
 @settings_options(RetrievalSettings, GenerationSettings, advanced=False)
 def ui_command(index, docs, host, port, share, auth, generator, model, embed_model, upload_dir, feedback_path,
-               max_upload_mb, **settings):
+               max_upload_mb, concurrency, **settings):
     """Open the chat page in a browser: ask, see sources, upload documents, rate answers."""
     config.quiet_third_parties()
     retrieval, generation = pop_settings(settings)
@@ -111,7 +113,7 @@ def ui_command(index, docs, host, port, share, auth, generator, model, embed_mod
 
     app = create_app(index=index, docs_dir=docs, upload_dir=upload_dir, feedback_path=feedback_path,
                      generator=generator, model=model, embed_model=embed_model, max_upload_mb=max_upload_mb,
-                     retrieval=retrieval, generation=generation)
+                     retrieval=retrieval, generation=generation, concurrency_limit=concurrency)
     _, local_url, share_url = launch(app, host=host, port=port or None, share=share, prevent_thread_lock=True,
                                      quiet=True, auth=gradio_auth)
     click.echo(f"Chat page: {local_url}")
