@@ -103,6 +103,7 @@ def test_health_readiness_and_openapi_page(server):
                  "/v1/models", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"], path
     assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    assert httpx.get(server.url + "/").json()["openai_base_url"] == "/v1"
 
 
 # -- the OpenAI-compatible endpoint --------------------------------------------------------

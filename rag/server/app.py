@@ -318,6 +318,11 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
         return JSONResponse(ApiError(500, "the server failed to answer: see its log", "internal_error").body(), 500)
 
     # -- health and metrics --------------------------------------------------------------
+    @app.get("/", tags=["health"], summary="Where things are.")
+    async def root():
+        return {"name": "rag-docs", "version": __version__, "docs": "/docs", "openai_base_url": "/v1",
+                "ui": "/ui" if settings.ui else None}
+
     @app.get("/healthz", tags=["health"], summary="The process is up.")
     async def healthz():
         return {"status": "ok", "uptime_s": round(time.time() - server.started, 1)}
