@@ -50,10 +50,23 @@ def heuristic_standalone(question: str, history: History) -> str:
 
 
 def condense(question: str, history: History, generator, prompts) -> str:
+    """The follow-up as a standalone question for retrieval.
+
+    The LLM rewrites it only for generators whose rewrite measured better than the
+    heuristic (``condense_with_llm``; bench/followups.py, README "Follow-ups"), or
+    everywhere with RAG_CONDENSE=llm; otherwise the instant heuristic."""
     if not history:
         return question
-    if not getattr(generator, "is_llm", False):
+    mode = config.condense_mode()
+    use_llm = getattr(generator, "is_llm", False) and (
+        mode == "llm" or (mode == "auto" and getattr(generator, "condense_with_llm", False)))
+    if not use_llm:
         return heuristic_standalone(question, history)
+    return llm_condense(question, history, generator, prompts)
+
+
+def llm_condense(question: str, history: History, generator, prompts) -> str:
+    """The generator's own rewrite of the follow-up (the heuristic where the model answers instead)."""
     from .generators import GenerationRequest
 
     prompt = prompts.render("condense.jinja", history=list(history)[-HISTORY_TURNS:], question=question)

@@ -202,12 +202,24 @@ def test_llm_that_answers_with_the_refusal_sentence_is_a_refusal(idx, scripted):
 
 def test_llm_rewrites_the_follow_up_question(idx, scripted):
     gen = scripted(["What pretraining objective does XLNet use?\nextra line"])
+    gen.condense_with_llm = True  # a generator whose rewrite measured better than the heuristic
     history = [("What pretraining objective does RoBERTa use?", "MLM [1]")]
     answer = rag.ask("And XLNet?", idx, generator="scripted", history=history)
     assert answer.standalone_question == "What pretraining objective does XLNet use?"
     condense, final = gen.requests
     assert "Last question: And XLNet?" in condense.messages[0]["content"] and condense.temperature == 0.0
     assert [m["content"] for m in final.messages[1:3]] == list(history[0])
+
+
+def test_follow_ups_use_the_instant_heuristic_unless_the_llm_measured_better(idx, scripted, monkeypatch):
+    gen = scripted(["XLNet uses permutation language modeling [1]."])
+    history = [("What pretraining objective does RoBERTa use?", "MLM [1]")]
+    answer = rag.ask("And XLNet?", idx, generator="scripted", history=history)
+    assert answer.standalone_question == "What pretraining objective does RoBERTa use? And XLNet?"
+    assert len(gen.requests) == 1  # no rewrite call: the model only answered
+    monkeypatch.setenv("RAG_CONDENSE", "llm")  # forced on
+    rag.ask("And XLNet?", idx, generator="scripted", history=history)
+    assert len(gen.requests) == 3
 
 
 def test_prompt_folder_reaches_the_model(idx, scripted, tmp_path, monkeypatch):

@@ -41,6 +41,19 @@ def test_the_bundled_model_streams_text_piece_by_piece(local):
     assert "Paris" in "".join(pieces) or len("".join(pieces).split()) > 3
 
 
+def test_the_bundled_model_runs_from_a_q8_0_copy_made_once(local, tmp_path, monkeypatch):
+    """Q4_1 has no fast prompt kernel in llama.cpp on x86; Q8_0 holds the same weights."""
+    from rag.generators.local import faster_copy
+
+    assert local.weights.name.endswith(".Q8_0.gguf") and local.weights.is_file()
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    copy = faster_copy(local.path)
+    assert copy.parent == tmp_path / "local" and copy.stat().st_size > local.path.stat().st_size
+    assert faster_copy(local.path) == copy and not list(copy.parent.glob("*.partial*"))
+    monkeypatch.setenv("RAG_CACHE_DIR", "/proc/no-such-place")  # not writable: the original file is used
+    assert faster_copy(local.path) == local.path
+
+
 def test_max_tokens_bounds_the_answer(local):
     pieces = list(local.stream(_request(max_tokens=5)))
     assert 1 <= len(pieces) <= 5  # one piece per generated token (some are merged, none split)
