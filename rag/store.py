@@ -273,6 +273,10 @@ def _load_stored(path: Path, version: str, manifest: dict[str, Any], mmap: bool)
     if len(vectors) != len(chunks):
         raise IndexCorruptError(str(path), f"{version}/vectors.npy holds {len(vectors)} vectors for "
                                            f"{len(chunks)} chunks in chunks.jsonl")
+    dim = manifest["embedder"].get("dim")
+    if isinstance(dim, int) and vectors.shape[1] != dim:  # else new vectors would not fit beside them
+        raise IndexCorruptError(str(path), f"{version}/vectors.npy has {vectors.shape[1]}-dim vectors, the "
+                                           f"embedder in manifest.json {dim}")
     windows = owner = None
     window_chars = int((manifest.get("chunker") or {}).get("window_chars") or 0)
     if window_chars or (path / version / "windows.npy").exists():

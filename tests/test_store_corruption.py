@@ -203,8 +203,11 @@ def test_read_manifest_names_the_problem(library):
         read_manifest(index)
 
 
-def test_vectors_of_another_width_than_the_faiss_index_are_caught(library):
-    _, index = library
-    np.save(live(index) / "vectors.npy", np.zeros((2, 3), dtype=np.float32))
-    with pytest.raises(IndexCorruptError, match="vectors.npy"):
+def test_vectors_of_another_width_than_the_embedder_are_caught(library):
+    docs, index = library
+    chunks = len(load_index(index).chunks)
+    np.save(live(index) / "vectors.npy", np.zeros((chunks, 3), dtype=np.float32))
+    with pytest.raises(IndexCorruptError, match=r"vectors\.npy has 3-dim vectors, the embedder in manifest\.json 256"):
         load_index(index)
+    result = run("ingest", docs, "--index", index, "--quiet")  # refused: new vectors would not fit
+    assert result.exit_code == 3 and "vectors.npy has 3-dim vectors" in one_line(result.output)
