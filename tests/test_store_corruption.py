@@ -134,11 +134,16 @@ def deleted_bm25(index):
     return "bm25"
 
 
+def garbage_term_vocabulary(index):
+    (live(index) / "terms" / "vocab.json").write_text("{not json", encoding="utf-8")
+    return "terms"
+
+
 # The stored data: ingest cannot know what it held, so it refuses (--rebuild re-embeds).
 LOST = [garbage_manifest, list_manifest, manifest_without_embedder, unknown_format_version, truncated_vectors,
         missing_chunks, bad_chunk_line, missing_window_owner, garbage_current, current_outside_the_index]
 # Derived from the stored data: ingest rebuilds them.
-DERIVED = [deleted_dense, garbage_windows_faiss, deleted_bm25]
+DERIVED = [deleted_dense, garbage_windows_faiss, deleted_bm25, garbage_term_vocabulary]
 
 
 def one_line(output: str) -> str:
