@@ -580,3 +580,23 @@ def test_a_login_guards_the_page_and_its_documents(tmp_path, small_index):
             assert response.status_code == 200 and response.content == Path(pdf).read_bytes()
     finally:
         app.close(verbose=False)
+
+
+def test_mounted_inside_another_server_the_page_keeps_its_csp_limit_and_pdf_route(tmp_path, small_index):
+    import fastapi
+    from fastapi.testclient import TestClient
+
+    from rag.store import read_manifest
+    from rag.ui import create_app, mount
+    from rag.ui.app import DOCUMENT_ROUTE, document_token
+
+    server = fastapi.FastAPI()
+    app = create_app(index=small_index, upload_dir=tmp_path / "up", generator="extractive", max_upload_mb=2)
+    mount(server, app, "/ui")
+    pdf = next(p for p in read_manifest(small_index)["files"] if p.endswith(".pdf"))
+    with TestClient(server) as client:
+        page = client.get("/ui/")
+        assert page.status_code == 200 and "img-src 'self' data: blob:" in page.headers["content-security-policy"]
+        response = client.get(f"/ui/{DOCUMENT_ROUTE}/{document_token(pdf)}/guide.pdf")
+        assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert app.max_file_size == 2 * 1024 * 1024
