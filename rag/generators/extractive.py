@@ -81,7 +81,7 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
 
     # Short pieces are kept here ("0 405", a table row): packed with their neighbours.
     heading = ""
-    for sentence in split_sentences(text, min_chars=2):
+    for sentence in _continued(split_sentences(text, min_chars=2)):
         if heading:
             # A line ending with a colon introduces what follows: keep them together.
             sentence, heading = f"{heading} {sentence}", ""
@@ -98,6 +98,23 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     if heading:
         passages.append(heading)
     return [p for p in dict.fromkeys(passages) if len(p) >= 8]
+
+
+_CONTINUATION = re.compile(r"^[a-z\[(`'\"]")
+
+
+def _continued(sentences: list[str]) -> list[str]:
+    """A line that stops without sentence punctuation and is followed by one that starts in
+    lower case or with a bracket or quote ("... a CLIP model like" / "[`openai/clip-vit...`]")
+    is one sentence wrapped by the document: joined again."""
+    out: list[str] = []
+    for sentence in sentences:
+        if (out and not _SENTENCE_END.search(out[-1]) and not out[-1].endswith(":")
+                and len(out[-1]) >= FRAGMENT_CHARS and _CONTINUATION.match(sentence)):
+            out[-1] = f"{out[-1]} {sentence}"
+        else:
+            out.append(sentence)
+    return out
 
 
 # Answer types a question announces, and what a passage needs to hold one: a question
