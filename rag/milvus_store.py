@@ -342,8 +342,9 @@ class MilvusIndex:
     """
 
     def __init__(self, uri: MilvusURI, version: str, settings: dict, files: dict[str, tuple[int, dict]],
-                 chunks: list[Chunk], ids: np.ndarray, chunk_terms: list[list[str]]):
-        from .lexical import LexicalIndex
+                 chunks: list[Chunk], ids: np.ndarray, chunk_terms: list[list[str]],
+                 chunk_tokens: list[list[str]] | None = None):
+        from .lexical import LexicalIndex, tokenize
 
         self.uri = uri
         self.path = uri
@@ -355,7 +356,12 @@ class MilvusIndex:
         self.row_of = {int(i): r for r, i in enumerate(ids)}
         self.gens = sorted({gen for gen, _ in files.values()})
         self.dim = int(settings["dim"])
-        self.lexical = LexicalIndex.build([c.embedding_text() for c in chunks]) if chunks else None
+        if chunk_tokens is None:
+            chunk_tokens = [tokenize(c.embedding_text()) for c in chunks]
+        # the same vocabulary and ids as LexicalIndex.build (what FAISS writes at ingest)
+        vocab: dict[str, int] = {"": 0}
+        token_ids = [[vocab.setdefault(tok, len(vocab)) for tok in tokens] for tokens in chunk_tokens]
+        self.lexical = LexicalIndex.from_token_ids(token_ids, vocab) if chunks else None
         self.terms = _terms_class().build_for(self, chunk_terms) if chunks else None
         self.vectors = _Vectors(self)
         self._has_windows = bool(int(settings["chunker"].get("window_chars") or 0))
@@ -532,10 +538,17 @@ def load_index(uri, embed_model: str | None = None, attempts: int = 5,
         block = by_gen.get(gen, [])
         block.sort(key=lambda row: int(row["ord"]))
         ordered.extend(block)
-    chunks = [Chunk(**json.loads(row["chunk"])) for row in ordered]
+    from .lexical import tokenize
+
+    for row in ordered:
+        if "_chunk" not in row:  # parsed and tokenized once per process, kept for later reloads
+            row["_chunk"] = Chunk(**json.loads(row.pop("chunk")))
+            row["_terms"] = json.loads(row.pop("terms"))
+            row["_tokens"] = tokenize(row["_chunk"].embedding_text())
+    chunks = [row["_chunk"] for row in ordered]
     ids = np.asarray([int(row["id"]) for row in ordered], dtype=np.int64)
-    chunk_terms = [json.loads(row["terms"]) for row in ordered]
-    index = MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids, chunk_terms)
+    index = MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids,
+                        [row["_terms"] for row in ordered], [row["_tokens"] for row in ordered])
     index._rows_by_gen = by_gen
     return index
 
