@@ -356,3 +356,20 @@ def test_lite_file_held_by_another_process_is_one_line(tmp_path):
         holder.kill()
         holder.wait(10)
         milvus_store.release(uri)
+
+
+@milvus_only
+def test_reader_reload_reads_only_the_switched_file(tmp_path):
+    docs = write_docs(tmp_path / "docs", DOCS)
+    uri = f"milvus://{tmp_path}/index.db"
+    try:
+        ingest([docs], uri, embed_model="hash", progress=False)
+        before = open_index(uri)
+        (docs / "italy.txt").write_text("Rome is the capital of Italy. Trastevere is a district.", encoding="utf-8")
+        ingest([docs], uri, embed_model="hash", progress=False)
+        after = open_index(uri)
+        assert after.version != before.version and "Trastevere" in " ".join(c.text for c in after.chunks)
+        reused = [g for g in after._rows_by_gen if before._rows_by_gen.get(g) is after._rows_by_gen[g]]
+        assert len(reused) == 3 and len(after._rows_by_gen) == 4  # three files kept as they were
+    finally:
+        milvus_store.release(uri)
