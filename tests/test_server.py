@@ -283,7 +283,7 @@ def test_upload_limits_and_types(admin):
 
 # -- documents: upload, ask, delete, refused -------------------------------------------------------
 
-def test_upload_then_ask_then_delete_then_refused(admin):
+def test_upload_then_ask_then_delete_then_refused(admin, data_dir):
     created = admin.post("/v1/collections", json={"name": "gamma"})
     assert created.status_code == 201
     question = {"question": "When was the Fastnet lighthouse first lit?", "collection": "gamma"}
@@ -295,12 +295,18 @@ def test_upload_then_ask_then_delete_then_refused(admin):
                    "rock off the coast of Ireland and was rebuilt in granite in 1904.".encode(), "text/plain")),
         ("files", ("pasta.md", b"# Pasta\n\nBoil the water, salt it, cook the spaghetti for nine minutes.",
                    "text/markdown")),
+        ("files", ("broken.pdf", b"%PDF-1.4\n this is not really a PDF", "application/pdf")),
     ])
     assert upload.status_code == 202 and upload.headers["location"] == f"/v1/jobs/{upload.json()['id']}"
     job = wait_for_job(admin, upload.json()["id"])
-    assert job["status"] == "succeeded", job
-    assert {f["saved_as"] for f in job["files"]} == {"Fastnet_lighthouse.txt", "pasta.md"}  # sanitized, no ../
-    assert all(f["status"] == "added" and f["chunks"] >= 1 for f in job["files"])
+    assert job["status"] == "partial", job
+    files = {f["saved_as"]: f for f in job["files"]}
+    assert set(files) == {"Fastnet_lighthouse.txt", "pasta.md", "broken.pdf"}  # sanitized, no ../
+    assert all(files[name]["status"] == "added" and files[name]["chunks"] >= 1
+               for name in ("Fastnet_lighthouse.txt", "pasta.md"))
+    assert files["broken.pdf"]["status"] == "failed" and files["broken.pdf"]["error"]  # the reason, per file
+    assert not (data_dir / "gamma" / "uploads" / "broken.pdf").exists()  # later jobs do not trip over it
+    assert (data_dir / "gamma" / "uploads" / "pasta.md").is_file()
 
     answer = admin.post("/v1/ask", json=question).json()
     assert "1854" in answer["text"] and answer["sources"][0]["source"] == "Fastnet_lighthouse.txt"

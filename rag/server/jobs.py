@@ -196,6 +196,11 @@ class Jobs:
             if entry.status == "queued":  # a deleted file, or one ingest did not report
                 entry.status = "removed" if job.kind == "delete" else "unchanged"
         failed = [f for f in job.files if f.status in ("failed", "skipped")]
+        for entry in failed:
+            # A new upload that could not be read never reached the index: it goes, so that later
+            # jobs do not trip over it again; the job keeps the reason, the client can fix and resend.
+            if job.kind == "upload" and entry.saved_as:
+                (collection.uploads_dir / entry.saved_as).unlink(missing_ok=True)
         job.status = "succeeded" if not failed else ("failed" if len(failed) == len(job.files) else "partial")
         job.progress["done"] = job.progress["total"]
 
