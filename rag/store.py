@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -131,6 +131,34 @@ class Index:
             offsets = np.concatenate([[0], np.cumsum([len(x) for x in spans])[:-1]])
             best[has] = np.maximum.reduceat(sims, offsets)
         return best
+
+
+class IndexReader(Protocol):
+    """What rag.retrieval.search reads from an opened index: :class:`Index` (FAISS folder)
+    and :class:`rag.milvus_store.MilvusIndex` (Milvus) both provide it. Rows are
+    positions in ``chunks``; ``vectors[rows]`` gives their float32 vectors."""
+
+    version: str
+    manifest: dict[str, Any]
+    chunks: Sequence[Chunk]
+    vectors: Any
+    lexical: Any  # rag.lexical.LexicalIndex: search_all(question, n) -> (top rows, every row's score)
+    terms: Any  # rag.terms.TermIndex or None: scores(question, embed_queries) -> every row's score
+
+    @property
+    def embed_model(self) -> str: ...
+
+    def __len__(self) -> int: ...
+
+    def search_dense(self, query_vector: np.ndarray, k: int) -> np.ndarray: ...
+
+    def search_windows(self, query_vector: np.ndarray, k: int) -> np.ndarray: ...
+
+    def dense_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
+
+    def window_scores(self, query_vector: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
+
+    def best_window(self, query_vector: np.ndarray, row: int) -> int | None: ...
 
 
 def _milvus(path) -> bool:
