@@ -138,3 +138,33 @@ def test_kill_9_during_an_upload_job_leaves_the_last_complete_version(tmp_path):
         hit = http.post("/v1/retrieve", json={"question": "quexalot9", "collection": "docs", "k": 1}).json()
         assert hit["sources"][0]["file"] == "survey.txt"
     assert current.read_text() != version_before
+
+
+def test_a_stuck_upstream_is_a_504_and_does_not_hold_the_shutdown(tmp_path):
+    import signal
+    import socket
+
+    from server_process import server_env
+
+    data = make_collection(tmp_path / "data", "docs", BASE_DOCS)
+    # An upstream that accepts connections and never answers (the kernel completes the handshake).
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(16)
+    env = server_env(OPENAI_BASE_URL=f"http://127.0.0.1:{stuck.getsockname()[1]}/v1", OPENAI_API_KEY="sk-test")
+    server = RagServer(["--data", str(data), "--generator", "openai", "--rate-limit", "0",
+                        "--generation-timeout", "2", "--queue-timeout", "1"], tmp_path / "server.log", env=env)
+    try:
+        with server, httpx.Client(base_url=server.url, timeout=60) as http:
+            started = time.monotonic()
+            late = http.post("/v1/ask", json={"question": "When was the harbour dredged?", "collection": "docs",
+                                              "min_score": -1})
+            assert late.status_code == 504 and late.json()["error"]["code"] == "generation_timeout"
+            assert time.monotonic() - started < 15
+            assert http.post("/v1/retrieve", json={"question": "harbour", "collection": "docs"}).status_code == 200
+            stopping = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=30)
+            assert time.monotonic() - stopping < 12  # not the upstream client's 60 s x 3 tries
+    finally:
+        stuck.close()

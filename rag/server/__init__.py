@@ -84,7 +84,7 @@ def serve(settings=None, *, log_level: str = "info", announce=print, **options) 
         announce(f"serving {', '.join(app.state.server.collections.names()) or 'no collections yet'} on "
                  f"http://{settings.host}:{settings.port} (API docs: /docs{', chat page: /ui' if settings.ui else ''})")
         uvicorn.run(app, **common)
-        return
+        _exit_now()
     # Several processes: each builds its own app from the same settings (jobs are shared
     # through their files on disk, ingest through the index lock; rate limits are per process).
     import os
@@ -92,6 +92,19 @@ def serve(settings=None, *, log_level: str = "info", announce=print, **options) 
     os.environ["RAG_SERVE_SETTINGS_JSON"] = json.dumps(settings_to_json(settings))
     announce(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker processes")
     uvicorn.run("rag.server:app_from_environment", factory=True, workers=settings.workers, **common)
+
+
+def _exit_now() -> None:
+    """After uvicorn has shut down: end the process without joining the generation threads.
+    A generation stuck on an unresponsive upstream would otherwise hold the exit for as long as
+    its client's timeout; ingest jobs need no wait either (a new index version goes live
+    atomically or not at all)."""
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def settings_to_json(settings) -> dict:
