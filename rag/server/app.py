@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,13 @@ from rag.settings import GenerationSettings, RetrievalSettings
 
 from .collections import DEFAULT_COLLECTION, Collection, Collections, document_id
 from .errors import ApiError, from_rag_error
-from .jobs import Job, JobFile, Jobs
+from .jobs import JobFile, Jobs
 from .keys import KeyRecord, KeysFile, bearer_token
 from .metrics import Metrics
 from .ratelimit import GenerationGate, TokenBuckets
 from .schemas import MAX_FILES_PER_UPLOAD, AskRequest, ChatCompletionRequest, CollectionRequest, RetrieveRequest, history_pairs, message_text
 
 log = logging.getLogger("rag.server")
-access_log = logging.getLogger("rag.server.access")
 
 MODEL_PREFIX = "rag"
 # Fields of the settings objects a request may set. The reranker is left out: it names
