@@ -295,15 +295,19 @@ def test_kill_9_mid_ingest_leaves_no_half_file(shared_location, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", INGEST, shared_location, str(docs)])
     deadline = time.time() + 120
     killed_mid_way = False
+    milvus = milvus_store.is_milvus(shared_location)
     while child.poll() is None and time.time() < deadline:
-        names = {Path(p).name for p in read_manifest(shared_location)["files"]}
-        if len(names) > 4:  # some new files switched in, others not yet: kill it now
+        if milvus:  # some new files switched in, others not yet
+            mid_way = len(read_manifest(shared_location)["files"]) > 4
+        else:  # FAISS writes the whole new version into a staging folder, then renames it
+            mid_way = any(Path(shared_location).glob(".staging-*"))
+        if mid_way:
             os.kill(child.pid, signal.SIGKILL)
             killed_mid_way = True
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     else:
-        if child.poll() is None:  # FAISS publishes at the end: kill it while it writes
+        if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
     child.wait(30)
 
@@ -312,11 +316,13 @@ def test_kill_9_mid_ingest_leaves_no_half_file(shared_location, tmp_path):
     for name, texts in chunks_by_file(index).items():
         versions = {v for v in ("v1", "v2") for t in texts if f" {v} " in t}
         assert len(versions) == 1 and len(texts) == expected[name], name
-    assert killed_mid_way or not milvus_store.is_milvus(shared_location) or child.returncode == 0
+    # Milvus switches file by file for seconds: the kill lands mid-way; the FAISS staging
+    # window is short and may be missed (the checks above hold either way)
+    assert killed_mid_way or not milvus
 
     resumed = ingest([docs], shared_location, embed_model="hash", progress=False)
     assert resumed.files == 40 and resumed.failed == 0
-    if milvus_store.is_milvus(shared_location):
+    if milvus:
         # the dead ingest's staged rows are invisible; garbage collection removes them
         writer = milvus_store.MilvusWriter(shared_location, {"name": "hash"}, 256, {})
         writer.collect_garbage(min_age_s=0)
