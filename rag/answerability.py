@@ -35,8 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .citations import TermEvidence, term_evidence
-from .terms import extract_terms
+from .citations import TermEvidence, term_evidence, words_of
 
 FEATURES = ("dense", "coverage", "known")
 # Fitted by `python bench/calibrate.py` (standardized logistic regression, mapped back
@@ -80,7 +79,7 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
         if len(mine):
             own = mine
     top = sources[:TOP_CHUNKS]
-    coverage = max(own.coverage(source.text, set(extract_terms(source.text))) for source in top) if len(own) else 0.0
+    coverage = max(own.coverage(source.text, words_of(source.text)) for source in top) if len(own) else 0.0
     return Signals(float(retrieval.best_dense), coverage, own.known()), evidence
 
 

@@ -36,6 +36,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -91,7 +92,7 @@ class TermEvidence:
         if not self.terms:
             return np.zeros(0)
         lowered = passage.lower()
-        found = passage_terms if passage_terms is not None else set(extract_terms(passage))
+        found = passage_terms if passage_terms is not None else words_of(passage)
         out = np.zeros(len(self.terms))
         for i, reach in enumerate(self.neighbours):
             best = 0.0
@@ -133,6 +134,18 @@ class TermEvidence:
         if self.in_corpus is None:
             return 1.0
         return float(np.dot(self.in_corpus, self.weights) / max(self.weights.sum(), 1e-9))
+
+
+@lru_cache(maxsize=8192)
+def words_of(text: str) -> frozenset[str]:
+    """The terms of a passage (cached: the same chunks come back question after question)."""
+    return frozenset(extract_terms(text))
+
+
+@lru_cache(maxsize=8192)
+def tokens_of(text: str) -> frozenset[str]:
+    """rag.lexical tokens of a passage (cached like :func:`words_of`)."""
+    return frozenset(tokenize(text))
 
 
 _vocab_lock = threading.Lock()
@@ -404,8 +417,8 @@ class CitationChecker:
         self.threshold = SUPPORT_THRESHOLD if threshold is None else float(threshold)
 
     def views(self, sources: Sequence[Source]) -> list[SourceView]:
-        return [SourceView(s, source_windows(s, self.index, self.embedder), set(extract_terms(s.text)),
-                           set(tokenize(s.text)), numbers_of(s.text)) for s in sources]
+        return [SourceView(s, source_windows(s, self.index, self.embedder), words_of(s.text),
+                           tokens_of(s.text), numbers_of(s.text)) for s in sources]
 
     def features(self, sentence: str, evidence: TermEvidence, vector: np.ndarray | None,
                  view: SourceView) -> tuple[tuple[float, float, float, float, float], int]:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rag.citations import tokens_of
 from rag.lexical import tokenize
 from rag.text import quote_brackets
 from rag.text import split_sentences as _split_sentences
@@ -164,7 +165,7 @@ class ExtractiveGenerator(Generator):
             passages = split_passages(source.text)
             if len(passages) > per_source:
                 def cheap(i):
-                    shared = len(q_tokens & set(tokenize(passages[i]))) / (len(q_tokens) or 1)
+                    shared = len(q_tokens & tokens_of(passages[i])) / (len(q_tokens) or 1)
                     return shared + (evidence.quick_coverage(passages[i]) if evidence is not None and len(evidence) else 0)
 
                 keep = sorted(sorted(range(len(passages)), key=lambda i: -cheap(i))[:per_source])
@@ -196,7 +197,7 @@ class ExtractiveGenerator(Generator):
         # Words count with the heading above the passage ("RoBERTa:" over "Pretraining
         # objective: MLM"): a section's subject is often only in its heading.
         context = [self.heading(request.sources[number - 1].text, p) + " " + p for p, number, _ in candidates]
-        tokens = np.array([len(q_tokens & set(tokenize(c))) / (len(q_tokens) or 1) for c in context])
+        tokens = np.array([len(q_tokens & tokens_of(c)) / (len(q_tokens) or 1) for c in context])
         terms = (np.array([evidence.coverage(c) for c in context])
                  if evidence is not None and len(evidence) else np.zeros(len(candidates)))
         if request.embedder is not None:
@@ -220,11 +221,11 @@ class ExtractiveGenerator(Generator):
             return []
         best_score, best, best_number, _ = ranked[0]
         picked = [(best, best_number)]
-        seen = set(tokenize(best))
+        seen = set(tokens_of(best))
         for score, passage, number, _ in ranked[1:]:
             if len(picked) >= MAX_PASSAGES or score < best_score - CLOSE_SCORE:
                 break
-            words = set(tokenize(passage))
+            words = set(tokens_of(passage))
             if not words or len(words - seen) / len(words) < NEW_CONTENT:
                 continue  # says what the first already says
             picked.append((passage, number))
