@@ -21,7 +21,7 @@ C2 LangChain+    the same naive pipeline with our fast encoder as its Embeddings
 D  ~800 chars    embedder.embed_passages on ~800-character passages cut from the txt
                  corpus, round-robin over its five documents (all languages)
 Q  query         embed_query on each dev question, p50/p95 in ms, both paths
-M  memory        peak RSS (ru_maxrss) of a fresh process ingesting the whole corpus,
+M  memory        peak RSS (VmHWM) of a fresh process ingesting the whole corpus,
                  each path (a subprocess each; --no-rss skips)
 R  retrieval     hit@5 / MRR@5 of the default settings (bench/retrieval.py's
                  evaluate) on txt and pdf indexes built by each path (--no-retrieval skips)
@@ -64,7 +64,11 @@ from rag.ingest.pipeline import ingest
 files = [Path(p) for p in json.loads(sys.argv[2])]
 t0 = time.perf_counter()
 s = ingest(files, Path(tempfile.mkdtemp()) / "index", rebuild=True, progress=False, embed_model=sys.argv[1])
-print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big
+# process would report its parent's peak
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"peak_rss_mib": peak,
                   "seconds": time.perf_counter() - t0, "chunks": s.chunks}))
 """
 
@@ -383,8 +387,18 @@ def main(argv: list[str] | None = None) -> int:
     if retrieval_delta is not None:
         targets.append(common.target("largest hit@5/MRR@5 change vs old (txt, pdf; dev, extra)", retrieval_delta,
                                      "<=", 0.01))
+    headline = [
+        {"metric": "pipeline chunks/s, new / old (same run)", "value": f"{new_cps:.1f} / {old_cps:.1f}"},
+        {"metric": "new / old end to end (median of repeats)", "value": med(speedups)},
+        {"metric": "pipeline / naive LangChain chunks/s", "value": lc.get("C", {}).get("pipeline_over_langchain")},
+        {"metric": "query embedding p50 ms (wall / thread CPU)",
+         "value": f"{med(query_ms[EMBEDDER]):.2f} / {med(query_cpu_ms[EMBEDDER]):.2f}"},
+        {"metric": "peak RSS MiB, new / old",
+         "value": " / ".join(f"{rss.get(k, {}).get('peak_rss_mib', float('nan')):.0f}" for k in (EMBEDDER, REFERENCE))
+         if rss else None},
+    ]
     meta.update(wall_s=time.perf_counter() - started, quick=args.quick, load_average_at_end=common.load_average())
-    report = {"meta": meta, "results": results, "targets": targets}
+    report = {"meta": meta, "results": results, "headline": headline, "targets": targets}
     common.emit("ingest", report, format_table(report), args.json)
     return 0
 

@@ -87,6 +87,7 @@ class FastUSE:
         self.ln_g, self.ln_b = b.ln_g, b.ln_b
         self.cnn_W, self.cnn_b = b.cnn_W, b.cnn_b
         self.d0, self.d1, self.d2, self.d3, self.p1, self.p3 = b.d0, b.d1, b.d2, b.d3, b.p1, b.p3
+        _pin_mmap_threshold()
         self._local = threading.local()  # each forward thread keeps its own id cache
         self._pool, self._pool_size, self._pool_lock = None, 0, threading.Lock()
 
@@ -347,6 +348,23 @@ class FastUSE:
         out[:] = vectors[:len(seqs)]
         for j, (p_i, w_i, _, _, _) in enumerate(plans):
             part_out[p_i][w_i] = vectors[len(seqs) + j]
+
+
+def _pin_mmap_threshold() -> None:
+    """Large arrays straight from mmap, and back to the system when freed. glibc
+    otherwise raises its mmap threshold after the first big free and serves later
+    multi-MB arrays from per-thread heaps that keep the memory: with two forward
+    threads, peak RSS of a corpus ingest went from 591 to 1541 MiB."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MB, fixed
+    except (OSError, AttributeError):
+        pass
 
 
 def _span_sums(feats: np.ndarray, shifts: np.ndarray, owner: np.ndarray, first: np.ndarray,
