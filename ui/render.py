@@ -350,7 +350,11 @@ def render_status(index: str | os.PathLike, docs_dir: str | os.PathLike | None =
                   upload_dir: str | os.PathLike | None = None) -> str:
     status = index_status(index)
     head = '<div class="rag-card" id="rag-status-card"><div class="rag-card-title"><h2>Index</h2></div>'
-    where = f'<div class="rag-meta"><b>Folder</b> {esc(Path(index).absolute())}'
+    from rag.locations import is_milvus, parse
+
+    # a milvus:// index is shown as its URI (a Path would mangle it into a local folder)
+    where = (f'<div class="rag-meta"><b>Milvus</b> {esc(str(parse(index)))}' if is_milvus(index)
+             else f'<div class="rag-meta"><b>Folder</b> {esc(Path(index).absolute())}')
     if docs_dir:
         where += f'<br><b>Documents folder</b> {esc(Path(docs_dir).absolute())}'
     where += "</div>"
