@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The core: what every front end builds on. It never imports the layers above it.
 CORE = ("rag.text", "rag.types", "rag.errors", "rag.config", "rag.version", "rag.settings", "rag.language", "rag.lexical",
-        "rag.store", "rag.vectors", "rag.versions", "rag.locations", "rag.milvus_store", "rag.terms", "rag.embedders", "rag.retrieval", "rag.generators", "rag.qa",
+        "rag.store", "rag.vectors", "rag.versions", "rag.locations", "rag.milvus_store", "rag.terms", "rag.citations", "rag.answerability", "rag.embedders", "rag.retrieval", "rag.generators", "rag.qa",
         "rag.prompts")
 UPPER = ("rag.ingest", "rag.ui", "rag.evaluation", "rag.server", "rag.cli")
 # Subpackages installed from top-level folders (pyproject.toml [tool.setuptools] package-dir).
