@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html.parser
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,12 +35,32 @@ class Record:
     warning: str | None = None  # something the user should know, the file still went in
 
 
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+
+
+def read_limited(path: Path, limits: Limits) -> bytes:
+    """The bytes of a regular file, within the size limit. A pipe would block the
+    ingest until someone writes to it, /dev/zero never ends: both are refused, checked
+    on the opened file itself (no race with a swap after a check by name)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DocumentError(path, "is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentError(path, NOT_REGULAR)
+        limits.check_size(path, info.st_size)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limits.max_file_bytes + 1)  # a file still growing stops at the limit too
+    finally:
+        os.close(fd)
+    limits.check_size(path, len(data))
+    return data
+
+
 def _read_bytes(path: Path, limits: Limits) -> bytes:
     try:
-        limits.check_size(path, path.stat().st_size)
-        with open(path, "rb") as file:
-            data = file.read(limits.max_file_bytes + 1)  # a file still growing stops at the limit too
-        limits.check_size(path, len(data))
+        data = read_limited(path, limits)
     except PermissionError:
         raise DocumentError(path, "cannot read the file (permission denied): fix its permissions") from None
     except IsADirectoryError:

@@ -31,7 +31,7 @@ from rag.text import sentence_windows, sha256
 
 from .chunking import ChunkerSettings, chunk_records, make_splitter
 from .limits import Limits
-from .loaders import LOADERS, load_document
+from .loaders import LOADERS, NOT_REGULAR, load_document, read_limited
 
 
 @dataclass
@@ -144,6 +144,9 @@ def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = Non
                     reports.append(FileReport(str(found), "skipped", reason=(
                         f"a link to {target}, outside {path}: not followed (--follow-links takes it)")))
                     continue
+            if found.exists() and not found.is_file():  # a FIFO would block the ingest, a device never end
+                reports.append(FileReport(str(found), "skipped", reason=NOT_REGULAR))
+                continue
             if found.suffix.lower() not in LOADERS:
                 reports.append(FileReport(str(found), "skipped",
                                           reason=f"unsupported format '{found.suffix or '(none)'}'"))
@@ -342,8 +345,7 @@ class IngestRun:
         read_error = ""
         try:
             # the size limit before reading: hashing a 2 GB file would read it all first
-            self.limits.check_size(path, path.stat().st_size)
-            data = path.read_bytes()
+            data = read_limited(path, self.limits)
             file_hash = sha256(data)
         except DocumentError as exc:
             file_hash, read_error = None, exc.reason

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from helpers_pdf import make_compression_bomb_pdf, make_pdf
 
 from rag.cli import main
-from rag.errors import QuestionFileError
+from rag.errors import DocumentError, QuestionFileError
 from rag.evaluation.questions import load_questions
 
 
@@ -342,3 +342,40 @@ def test_a_pdf_page_of_thousands_of_wrapped_lines_is_joined_at_once():
     assert time.process_time() - started < 5.0
     assert cleaned.startswith("a wrapped line of one endless para-graph that goes on and on graph that")
     assert "\n" not in cleaned
+
+
+def test_a_named_pipe_in_the_folder_is_skipped_not_waited_on(tmp_path):
+    """Opening a FIFO blocks until someone writes: the ingest hung on it forever."""
+    import threading
+
+    from rag.ingest.pipeline import ingest
+
+    docs = good_docs(tmp_path / "docs")
+    os.mkfifo(docs / "pipe.txt")
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.update(summary=ingest(
+        [docs], tmp_path / "index", embed_model="hash", progress=False)))
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():  # the bug: release the blocked reader, then fail
+        with open(docs / "pipe.txt", "wb"):
+            pass
+        worker.join()
+        pytest.fail("the ingest blocked on a named pipe")
+    [pipe] = [r for r in done["summary"].reports if r.path.endswith("pipe.txt")]
+    assert (pipe.status, pipe.reason) == ("skipped", "not a regular file (a pipe, socket or device)")
+    assert done["summary"].added == 2
+
+
+def test_a_device_is_refused_even_when_links_are_followed(tmp_path):
+    """/dev/zero reports size 0 and never ends: reading it filled the memory."""
+    from rag.ingest.loaders import load_document
+
+    os.symlink("/dev/zero", tmp_path / "zeros.txt")
+    with pytest.raises(DocumentError, match="not a regular file"):
+        load_document(tmp_path / "zeros.txt")
+    docs = good_docs(tmp_path / "docs")
+    os.symlink("/dev/zero", docs / "zeros.txt")
+    result = ingest_cli(docs, "--index", tmp_path / "index", "--follow-links")
+    assert result.exit_code == 0, result.output
+    assert "zeros.txt: not a regular file (a pipe, socket or device)" in result.output
