@@ -10,7 +10,7 @@ This is the only module that reads the environment: everything else asks it.
 | embedder threads     | RAG_EMBED_THREADS       | 1                               |
 | embedder workers     | RAG_EMBED_WORKERS       | cores, at most 8 (fast USE path)|
 | reference USE forward| RAG_EMBED_REFERENCE     | 0 (1: the package's own forward)|
-| local LLM threads    | RAG_LLM_THREADS         | cores (half above 4), at most 8 |
+| local LLM threads    | RAG_LLM_THREADS         | half the cores, 1 to 8          |
 | follow-up rewriting  | RAG_CONDENSE            | auto (heuristic / llm)          |
 | generator            | RAG_GENERATOR           | openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else DEFAULT_GENERATOR |
 | generator model      | RAG_MODEL               | per generator                   |
@@ -103,13 +103,12 @@ def condense_mode(value: str | None = None) -> str:
 
 
 def llm_threads(value: int | None = None) -> int:
-    """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else every core
-    up to 4 cores, half of them (one per physical core on SMT machines) above, at most 8.
-    llama.cpp's threads spin while they wait for each other, so on a machine busy with other
-    work fewer threads are faster: there 2 threads read a prompt 2.5x slower than 1 (10 vs 26
-    tokens/s on 2 cores at load average 12); set RAG_LLM_THREADS=1 on such a machine."""
-    cores = os.cpu_count() or 1
-    value = int(value or _env("RAG_LLM_THREADS") or (cores if cores <= 4 else min(8, cores // 2)))
+    """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else half the
+    logical cores (one per physical core on SMT machines), 1 to 8. llama.cpp's threads spin while
+    they wait for each other, so a thread per core is fast only on an idle machine: on 2 busy cores
+    (load average 12) 2 threads read a prompt 2.5-4x slower than 1 (5-10 vs 19-26 tokens/s,
+    bench/query.py --local), and the embedder and the UI share the machine with it."""
+    value = int(value or _env("RAG_LLM_THREADS") or max(1, min(8, (os.cpu_count() or 1) // 2)))
     if value < 1:
         from .errors import InputError
 

@@ -141,20 +141,31 @@ class AnswerStream:
         # The pieces join to exactly ``answer.text`` (which is stripped): whitespace
         # before the first word is dropped, whitespace is held back until a word follows it.
         parts, pending, started = [], "", False
-        for piece in self._pieces:
-            parts.append(piece)
-            if not started:
-                piece = piece.lstrip()
-                started = bool(piece)
-            body = piece.rstrip()
-            if body:
-                yield pending + body
-                pending = piece[len(body):]
-            else:
-                pending += piece
+        try:
+            for piece in self._pieces:
+                parts.append(piece)
+                if not started:
+                    piece = piece.lstrip()
+                    started = bool(piece)
+                body = piece.rstrip()
+                if body:
+                    yield pending + body
+                    pending = piece[len(body):]
+                else:
+                    pending += piece
+        finally:
+            # Leaving the loop early (the UI's Stop, a closed connection) closes the generator's
+            # stream at once: a local model stops generating and is free for the next question.
+            self.close()
         self._finish(self.answer, "".join(parts))
         self.refused = self.answer.refused
         self.sources = self.answer.sources
+
+    def close(self) -> None:
+        """Stop generating (the rest of the answer is not produced)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
 
 class QA:

@@ -142,6 +142,15 @@ def test_ask_end_to_end_over_a_small_index(local, tmp_path):
     # The finished answer is the streamed text after the citation check (markers moved or added).
     assert stream.answer.generator == "local" and stream.answer.text and not stream.answer.refused
 
+    # Stop: leaving the loop early ends the generation and frees the model at once.
+    stream = rag.ask("Who is the payload lead of Orion-7?", str(index), generator="local", k=2,
+                     temperature=0, max_tokens=300, stream=True)
+    for n, piece in enumerate(stream):
+        if n == 1:
+            break
+    assert local._lock.acquire(timeout=1.0)
+    local._lock.release()
+
 
 def test_a_model_that_is_not_gguf_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ModelLoadError, match="--generator hf"):
