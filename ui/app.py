@@ -34,7 +34,7 @@ from urllib.parse import quote
 import gradio as gr
 
 from rag import config
-from rag.errors import InputError, RagError
+from rag.errors import RagError
 from rag.generators import generator_info, generator_names
 from rag.language import detect_language
 from rag.qa import QA
