@@ -123,6 +123,19 @@ def build_messages(question: str, retrieval: Retrieval, lang: str, history: Hist
     return messages
 
 
+class WindowLookup:
+    """A source's sentence windows and their vectors, from the index (rag.citations)."""
+
+    def __init__(self, index, embedder):
+        self.index, self.embedder = index, embedder
+
+    def __call__(self, source):
+        from .citations import source_windows
+
+        found = source_windows(source, self.index, self.embedder)
+        return found.texts, found.vectors
+
+
 class AnswerStream:
     """Iterate for the answer's text pieces; ``sources`` are known before the first
     piece, ``answer`` (an :class:`Answer`) once the iteration has finished."""
@@ -294,7 +307,7 @@ class QA:
         request = GenerationRequest(
             messages=build_messages(standalone, retrieval_result, lang, history, prompts, context_limit, gen),
             question=standalone, sources=retrieval_result.sources, settings=generation_settings,
-            embedder=embedder, evidence=evidence,
+            embedder=embedder, evidence=evidence, windows=WindowLookup(opened, embedder),
         )
         refusal_text = prompts.refusal(lang)
         gen_started = time.perf_counter()

@@ -18,6 +18,9 @@ class GenerationRequest:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     embedder: Any = None  # the index's embedder, for backends that score sentences
     evidence: Any = None  # rag.citations.TermEvidence of the question (cross-lingual term matches)
+    # source -> (sentence windows, their vectors) as stored in the index, for backends that
+    # score passages without embedding them again (rag.citations.source_windows)
+    windows: Any = None
 
     # The sampling settings, read by the backends.
     @property

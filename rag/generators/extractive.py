@@ -36,6 +36,9 @@ NEW_CONTENT = 0.5
 # Sentences scored per answer: enough to cover the top chunks, few enough that
 # embedding them stays within a few tens of milliseconds on a CPU.
 MAX_CANDIDATES = 36
+# Of those, the passages embedded one by one (the rest are ranked by the cosine of the stored
+# sentence window that holds them): embedding dominates an extractive answer's time.
+EMBEDDED = 12
 SOURCES_SCANNED = 4
 # Lines shorter than this without sentence punctuation are fragments (a label, a value,
 # a table row): consecutive ones are packed up to PASSAGE_CHARS.
@@ -175,6 +178,34 @@ class ExtractiveGenerator(Generator):
         return out
 
     @staticmethod
+    def semantic(request: GenerationRequest, candidates: list[tuple[str, int, int]]) -> np.ndarray:
+        """Cosine of each passage with the question. With the index's stored sentence windows
+        (``request.windows``) a passage takes the cosine of the window that holds it (no
+        embedding but the question's); passages no window holds are embedded."""
+        if request.embedder is None:
+            return np.zeros(len(candidates))
+        question = request.embedder.embed_query(request.question)
+        semantic = np.full(len(candidates), np.nan)
+        if request.windows is not None:
+            by_source: dict[int, tuple[list[str], np.ndarray]] = {}
+            for i, (passage, number, _) in enumerate(candidates):
+                if number not in by_source:
+                    texts, vectors = request.windows(request.sources[number - 1])
+                    by_source[number] = (["".join(t.split()) for t in texts], np.asarray(vectors) @ question)
+                texts, sims = by_source[number]
+                squeezed = "".join(passage.split())
+                holding = [j for j, t in enumerate(texts) if squeezed in t]
+                if not holding:  # a passage across two windows: the windows of its two ends
+                    holding = [j for j, t in enumerate(texts) if squeezed[:24] in t or squeezed[-24:] in t]
+                if holding:
+                    semantic[i] = float(max(sims[j] for j in holding))
+        missing = [i for i in range(len(candidates)) if np.isnan(semantic[i])]
+        if missing:
+            vectors = request.embedder.embed_passages([candidates[i][0] for i in missing])
+            semantic[missing] = vectors @ question
+        return semantic
+
+    @staticmethod
     def heading(text: str, passage: str) -> str:
         """The nearest heading-like line above ``passage`` in ``text`` ("## RoBERTa:",
         "• T5:", a short line ending with a colon), or ""."""
@@ -200,15 +231,17 @@ class ExtractiveGenerator(Generator):
         tokens = np.array([len(q_tokens & tokens_of(c)) / (len(q_tokens) or 1) for c in context])
         terms = (np.array([evidence.coverage(c) for c in context])
                  if evidence is not None and len(evidence) else np.zeros(len(candidates)))
-        if request.embedder is not None:
-            vectors = request.embedder.embed_passages([p for p, _, _ in candidates])
-            semantic = vectors @ request.embedder.embed_query(request.question)
-        else:
-            semantic = np.zeros(len(candidates))
+        semantic = self.semantic(request, candidates)
         prior = np.array([1.0 / (number + 1) for _, number, _ in candidates])
         kind = np.array([answer_type_match(request.question, p) for p, _, _ in candidates])
-        score = (semantic + TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior
-                 + ANSWER_TYPE_WEIGHT * kind)
+        rest = TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior + ANSWER_TYPE_WEIGHT * kind
+        if request.windows is not None and request.embedder is not None and len(candidates) > EMBEDDED:
+            # Window cosines ranked every passage; the best EMBEDDED get their own vectors.
+            top = np.argsort(-(semantic + rest), kind="stable")[:EMBEDDED]
+            vectors = request.embedder.embed_passages([candidates[i][0] for i in top])
+            semantic[top] = vectors @ request.embedder.embed_query(request.question)
+            semantic[np.setdiff1d(np.arange(len(candidates)), top)] -= 1.0  # never above an embedded one
+        score = semantic + rest
         order = np.argsort(-score, kind="stable")
         return [(float(score[i]), *candidates[i]) for i in order]
 
