@@ -70,12 +70,15 @@ def ingest(
     limits: Limits | None = None,
     follow_links: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    parse_workers: int | None = None,
 ) -> IngestSummary:
     """Ingest files and folders into the index at ``index`` (default: $RAG_INDEX_DIR or ./.rag/index).
 
     ``limits``: per-file resource limits (default: ``Limits.from_config()``);
     ``follow_links``: also take links that lead out of a walked folder;
-    ``on_wait(message)``: called once when another ingest holds the index's lock.
+    ``on_wait(message)``: called once when another ingest holds the index's lock;
+    ``parse_workers``: processes that parse files beside the embedding (default: by files
+    and cores, see rag.ingest.parallel; 0 parses in this process).
     """
     from filelock import FileLock, Timeout
 
@@ -92,7 +95,7 @@ def ingest(
             run = MilvusIngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
                                   embed_model=embed_model, index_type=index_type, rebuild=rebuild,
                                   prune_missing=prune_missing, progress=progress, on_file=on_file, started=started,
-                                  limits=limits, follow_links=follow_links)
+                                  limits=limits, follow_links=follow_links, parse_workers=parse_workers)
             return run.run(paths, include, exclude)
     limits = limits or Limits.from_config()  # a bad RAG_MAX_* is reported before waiting for the lock
     index_path.mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,7 @@ def ingest(
             run = IngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
                             embed_model=embed_model, index_type=index_type, rebuild=rebuild,
                             prune_missing=prune_missing, progress=progress, on_file=on_file, started=started,
-                            limits=limits, follow_links=follow_links)
+                            limits=limits, follow_links=follow_links, parse_workers=parse_workers)
             return run.run(paths, include, exclude)
     finally:
         lock.release()

@@ -27,11 +27,12 @@ from rag import config
 from rag.errors import DocumentError
 from rag.terms import extract_terms
 from rag.types import Chunk
-from rag.text import sentence_windows, sha256
+from rag.text import sentence_windows
 
 from .chunking import ChunkerSettings, chunk_records, make_splitter
 from .limits import Limits
-from .loaders import LOADERS, NOT_REGULAR, load_document, read_limited
+from .loaders import LOADERS, NOT_REGULAR
+from .parallel import Loaded, loaded_files, parse_workers, read_and_parse
 
 
 @dataclass
@@ -275,7 +276,8 @@ class IngestRun:
     def __init__(self, index_path: Path, settings: ChunkerSettings, *, embed_model: str | None = None,
                  index_type: str = "auto", rebuild: bool = False, prune_missing: bool = True,
                  progress: bool = True, on_file: Callable[[FileReport], None] | None = None,
-                 started: float | None = None, limits: Limits | None = None, follow_links: bool = False):
+                 started: float | None = None, limits: Limits | None = None, follow_links: bool = False,
+                 parse_workers: int | None = None):
         from rag.errors import EmbedderMismatchError
         from rag.store import read_previous
 
@@ -288,6 +290,7 @@ class IngestRun:
         self.started = time.perf_counter() if started is None else started
         self.limits = limits or Limits.from_config()
         self.follow_links = follow_links
+        self.parse_workers = parse_workers  # None: by files and cores (rag.ingest.parallel); 0: none
 
         previous = None if rebuild else read_previous(index_path)
         self.model_name = (config.embed_model(embed_model) if (embed_model or previous is None)
@@ -321,46 +324,48 @@ class IngestRun:
         try:
             # Each file's chunks are embedded on the worker thread while this thread
             # parses the next files (_EmbeddingWorker).
-            bar = _progress(_quick_to_parse_first(files), len(files), "Loading", self.progress, "file")
+            # Files are parsed in worker processes a few files ahead (rag.ingest.parallel):
+            # PDF parsing then runs beside embedding instead of taking turns with it.
+            ordered = _quick_to_parse_first(files)
+            previous_hashes = {key: meta["hash"] for key, meta in self.old_files.items()}
+            loads = loaded_files(ordered, previous_hashes, self.limits,
+                                 parse_workers(len(ordered), self.parse_workers))
+            bar = _progress(loads, len(files), "Loading", self.progress, "file")
             self._bar = bar if hasattr(bar, "set_postfix_str") else None
-            for path in bar:
+            for path, loaded in bar:
                 if self._bar is not None:  # which file, and how big: a slow one shows why
                     bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
-                self.load_file(path)
+                self.load_file(path, loaded)
         except BaseException:
             self._close_worker(cancel=True)
             raise
+        finally:
+            if loads is not None:
+                loads.close()  # shuts the parse pool down, also on Ctrl-C
         try:
             self.keep_unseen(roots)
             return self.publish()
         finally:
             self._close_worker()
 
-    def load_file(self, path: Path) -> None:
+    def load_file(self, path: Path, loaded: Loaded | None = None) -> None:
         """Hash, load and chunk one file; reuse its previous chunks when unchanged, else
-        queue the new chunks for embedding."""
+        queue the new chunks for embedding. ``loaded``: the file already hashed and
+        parsed (by a parse worker, rag.ingest.parallel)."""
         key = str(path)
         self.seen.add(key)
         previous = self.old_files.get(key)
-        read_error = ""
-        try:
-            # the size limit before reading: hashing a 2 GB file would read it all first
-            data = read_limited(path, self.limits)
-            file_hash = sha256(data)
-        except DocumentError as exc:
-            file_hash, read_error = None, exc.reason
-        except OSError as exc:
-            file_hash = None
-            read_error = f"cannot read the file ({exc.strerror or exc})"
+        if loaded is None:
+            loaded = read_and_parse(path, previous["hash"] if previous else None, self.limits)
+        file_hash, records = loaded.file_hash, loaded.records
         if file_hash is not None and previous and previous["hash"] == file_hash:
             self._keep_previous(key)
             self.summary.unchanged += 1
             self.report(FileReport(key, "unchanged", previous["chunks"], previous.get("pages", 0)))
             return
         try:
-            if file_hash is None:
-                raise DocumentError(key, read_error)
-            records = load_document(path, self.limits)
+            if loaded.error:
+                raise DocumentError(key, loaded.error)
             self._start_worker()
             chars = sum(len(record.text) for record in records)
             if getattr(self, "_bar", None) is not None and chars > 250_000:  # seconds of chunking, or minutes
