@@ -468,6 +468,9 @@ def test_too_long_question_is_not_sent_and_keeps_its_text(tmp_path):
     assert f"limit is {MAX_QUESTION_CHARS:,}" in _text(note) and "still in the box" in _text(note)
     chat, turns, box, note, stop = _endpoint(app, "accept")("How do I reset it?", [])
     assert box == "" and note == "" and turns[-1]["pending"] and turns[-1]["question"] == "How do I reset it?"
+    # While that one is answered, the next question waits in the box.
+    chat, again, box, note, stop = _endpoint(app, "accept")("And the code?", turns)
+    assert not isinstance(box, str) and "still being written" in _text(note)
 
 
 def test_upload_headline_counts_this_upload_and_the_index(tmp_path, small_index, index_copy):

@@ -338,6 +338,10 @@ def create_app(
         if len(text) > MAX_QUESTION_CHARS:  # keep the text in the box, say by how much it is over
             note = f'<div class="rag-box-note" role="alert">{esc(too_long_message(len(text), MAX_QUESTION_CHARS))}</div>'
             return gr.skip(), gr.skip(), gr.skip(), note, gr.skip()
+        if turns and turns[-1].get("streaming"):  # one question at a time per conversation; the text stays
+            note = ('<div class="rag-box-note" role="alert">The previous answer is still being written: wait for it '
+                    'or press Stop, then send this question.</div>')
+            return gr.skip(), gr.skip(), gr.skip(), note, gr.skip()
         _stop_event(request)  # Stop works from now on, also while the question waits in the queue
         turns.append({"question": text, "answer": "", "refused": False, "error": "", "sources": [],
                       "streaming": True, "pending": True, "stage": "waiting", "ui_lang": _ui_lang(text),
