@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -102,8 +103,22 @@ def test_health_readiness_and_openapi_page(server):
     for path in ("/v1/chat/completions", "/v1/ask", "/v1/retrieve", "/v1/documents", "/v1/jobs/{job_id}",
                  "/v1/models", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"], path
-    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
     assert httpx.get(server.url + "/").json()["openai_base_url"] == "/v1"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_pages_work_offline_without_a_key(server, page):
+    # The keyed server: the docs need no key, and load only files this server serves (no CDN).
+    html = httpx.get(server.url + page)
+    assert html.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert any(a.endswith(".js") for a in assets), html.text
+    assert "//" not in "".join(assets), assets  # same origin: no http(s):// nor //cdn...
+    for asset in assets:
+        response = httpx.get(server.url + asset)
+        assert response.status_code == 200 and len(response.content) > 1000, asset
+    assert "openapi.json" in html.text
+    assert httpx.get(server.url + "/docs/assets/..%2Fcore.py").status_code == 404
 
 
 # -- the OpenAI-compatible endpoint --------------------------------------------------------

@@ -261,8 +261,13 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
                     "Authenticate with `Authorization: Bearer <key>` (`rag keys create`). "
                     "Errors use the OpenAI shape `{\"error\": {\"message\", \"type\", \"code\", \"param\"}}`.",
         lifespan=lifespan,
+        # /docs and /redoc are served below with their scripts from this process
+        # (fastapi-offline's copies of Swagger UI 5 and ReDoc), so the pages work offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.server = server
+    _mount_docs(app)
 
     # -- errors ----------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -763,6 +768,42 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+DOCS_ASSETS = "/docs/assets"
+# The files the /docs and /redoc pages load; nothing else is served from that folder.
+_DOCS_FILES = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
+               "redoc.standalone.js": "text/javascript; charset=utf-8", "favicon.png": "image/png"}
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """The OpenAPI pages at /docs (Swagger UI) and /redoc with their scripts and styles served by
+    this server (same origin, no key needed), instead of FastAPI's default CDN links that leave
+    the pages blank on a machine without internet. Swagger UI 5 (it reads OpenAPI 3.1)."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import FileResponse
+
+    folder = Path(fastapi_offline.__file__).parent / "static"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - docs",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
+    async def docs_asset(name: str):
+        media_type = _DOCS_FILES.get(name)
+        if media_type is None:
+            raise ApiError(404, f"no docs asset '{name}'", "not_found")
+        return FileResponse(folder / name, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _plain(value: Any):
