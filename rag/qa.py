@@ -93,18 +93,19 @@ def excerpt(source, limit: int | None) -> str:
     return text[start:start + limit]
 
 
-def fitted_excerpt(source, generator, limit: int | None) -> str:
-    """The excerpt shown to ``generator``: within its character and token limits."""
+def fitted_excerpt(source, generator, limit: int | None, budget: int | None = None) -> str:
+    """The excerpt shown to ``generator``: within its character and token limits (``budget``
+    tokens, default the generator's ``context_tokens``)."""
     text = excerpt(source, limit)
-    budget = getattr(generator, "context_tokens", None)
+    budget = budget or getattr(generator, "context_tokens", None)
     if budget:
         # Tokens per character vary along a chunk (code, Korean and English mixed), so one
         # proportional cut can still overshoot: cut again, a few times at most.
-        for _ in range(4):
+        for _ in range(6):
             tokens = generator.count_tokens(text)
-            if tokens <= budget or len(text) <= 40:
+            if tokens <= budget or len(text) <= 16:
                 break
-            text = excerpt(source, max(40, int(len(text) * budget / tokens * 0.95)))
+            text = excerpt(source, max(16, int(len(text) * budget / tokens * 0.9)))
     return text
 
 
@@ -117,7 +118,12 @@ def build_messages(question: str, retrieval: Retrieval, lang: str, history: Hist
     messages = [{"role": "system", "content": system}]
     for user, assistant in list(history)[-HISTORY_TURNS:]:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    shown = [replace(s, text=fitted_excerpt(s, generator, context_chars)) for s in retrieval.sources]
+    # A generator may give the best source a larger share (``context_first``: tokens, characters):
+    # the answer is most often there, so tokens spent on it buy more than in every source.
+    first = getattr(generator, "context_first", None) if context_chars else None
+    shown = [replace(s, text=fitted_excerpt(s, generator, first[1], first[0]) if rank == 0 and first
+                     else fitted_excerpt(s, generator, context_chars))
+             for rank, s in enumerate(retrieval.sources)]
     context = prompts.render("context.jinja", sources=shown, question=question, language=language)
     messages.append({"role": "user", "content": context})
     return messages

@@ -113,6 +113,9 @@ def test_excerpts_fit_the_models_token_budget(local, corpus_txt_index):
         shown = fitted_excerpt(source, local, local.context_chars)
         assert local.count_tokens(shown) <= local.context_tokens * 1.15
         assert shown in source.text
+    tokens, chars = local.context_first  # the best source gets the largest share
+    best = fitted_excerpt(sources[0], local, chars, tokens)
+    assert local.count_tokens(best) <= tokens * 1.15 and len(best) > len(fitted_excerpt(sources[0], local, 600))
 
 
 def test_ask_end_to_end_over_a_small_index(local, tmp_path):

@@ -88,13 +88,17 @@ def faster_copy(path: Path) -> Path:
 
 class LocalGenerator(Generator):
     name = "local"
-    # Context given to the model, per source: the best window of each chunk (centred on
-    # the sentence window that matched the question) within CONTEXT_TOKENS of the model's
-    # own tokens. Chosen by measurement (bench/query.py --local): with 5 sources the
-    # prompt is ~1,100 tokens and the first token comes in ~1 s on 2 idle cores; whole
-    # chunks (~400 embedder tokens, 500-900 SmolLM tokens each) took 4-8 s.
+    # Context given to the model: the best window of each chunk (centred on the sentence window
+    # that matched the question), cut to a budget of the model's own tokens, the largest share
+    # to the best source, where the answer most often is. Chosen by measurement over the 70
+    # answerable dev + extra questions (python bench/context_budget.py): the evidence is inside
+    # what the model sees for 0.56 of them with 500 tokens for the best source and 30 for the
+    # other four (540 prompt tokens p50), against 0.37 with 100 for each (457 tokens) and 0.47
+    # with 160 each (724); whole chunks: 0.90 but 2,364 tokens, which take the first token far
+    # past 1.5 s (llama.cpp reads ~130-400 prompt tokens/s on a core, bench/query.py --local).
     context_chars = 600
-    context_tokens = 100
+    context_tokens = 30
+    context_first = (500, 3000)  # tokens, characters of the best source
 
     def __init__(self, model: str | None = None, *, threads: int | None = None, n_ctx: int = N_CTX):
         self.model = model or DEFAULT_MODEL
