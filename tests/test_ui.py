@@ -421,7 +421,7 @@ def test_source_card_highlights_the_quote_and_links_the_pdf_page():
     assert _text(html.split('<mark class="rag-quote">')[1].split("</mark>")[0]) == "The pump needs a gasket every 100 hours."
     assert 'href="rag&#45;doc/x/doc1&#46;pdf#page=1"' in html and 'rel="noopener noreferrer"' in html
     # The uncited source says so in its own element (read apart from the file name).
-    assert '<span class="rag-src-flag">(not cited)</span>' in html
+    assert '<span class="rag-src-flag"><span class="rag-sr">, </span>(not cited)</span>' in html
     assert html.count("rag-src-flag") == 1
 
 

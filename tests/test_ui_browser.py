@@ -586,7 +586,9 @@ def test_every_visible_text_meets_wcag_aa(page, site):
     # "not cited" is its own text, separated from the file name for screen readers.
     flag = page.locator(".rag-src-flag")
     if flag.count():
-        assert flag.first.inner_text().strip() == "(not cited)"
+        assert flag.first.text_content() == ", (not cited)"
+        name = page.locator(".rag-src-head").filter(has=flag.first).first
+        assert re.search(r"\.(pdf|md|txt),\s*\(not cited\)", name.text_content())
     shot(page, site, "13_contrast_checked")
 
 

@@ -295,7 +295,9 @@ def render_sources(turn: dict | None, number: int | None = None,
         text = " ".join(str(s.get("text", "")).split()) if not turn.get("citations") else str(s.get("text", ""))
         quote = _quote_span(turn, n, text) if done else None
         uncited = done and n not in cited
-        flag = (f' <span class="rag-src-flag">({esc(_t("not_cited", lang))})</span>' if uncited else "")
+        # Its own element, after a hidden comma: read as "file.pdf, not cited", never "file.pdfnot cited".
+        flag = (f'<span class="rag-src-flag"><span class="rag-sr">, </span>({esc(_t("not_cited", lang))})</span>'
+                if uncited else "")
         page = f'<span class="rag-src-page">{_page_label(s)}</span>' if s.get("page") else ""
         cosine = s.get("dense_score")
         score = f'score {float(s.get("score") or 0):.3f}' + (f" · cos {float(cosine):.2f}" if cosine is not None else "")

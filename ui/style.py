@@ -49,6 +49,8 @@ CSS = """
   border: 1px dashed var(--border-color-primary); }
 .rag-src-file { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .rag-src-flag { flex: none; font-size: .75rem; color: var(--body-text-color-subdued); }
+.rag-sr { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 .rag-src-page { flex: none; font-size: .78rem; padding: 1px 7px; border-radius: 999px;
   background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
 .rag-src-score { margin-left: auto; flex: none; font-size: .75rem; color: var(--body-text-color-subdued);
