@@ -101,3 +101,33 @@ def test_chat_page_is_behind_the_same_keys(limited_server):
     # the page can upload files: a read-only key may not open it
     assert httpx.get(server.url + "/ui/", auth=("me", keys["ui-reader"])).status_code == 403
     assert keys["ui"] not in server.log()
+
+
+def test_two_worker_processes_both_answer_and_share_ingest_jobs(tmp_path):
+    # `--workers 2`: two processes behind one port. An upload job submitted to one is read from
+    # either (jobs live in files beside the collection); rate limits and metrics are per process.
+    import rag
+
+    docs = tmp_path / "uploads"
+    docs.mkdir()
+    (docs / "rivers.txt").write_text("The rivers of the region were surveyed in 1907.", encoding="utf-8")
+    rag.ingest([docs], tmp_path / "index", embed_model="hash", progress=False)
+    with RagServer(["--index", str(tmp_path / "index"), "--generator", "extractive", "--workers", "2",
+                    "--rate-limit", "0"], tmp_path / "server.log") as server:
+
+        def worker_of(http: httpx.Client) -> int:
+            return http.get("/healthz").json()["pid"]  # the worker that owns this keep-alive connection
+
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            job = http.post("/v1/documents", files=[("files", ("lakes.txt", b"The lakes froze in 1911.",
+                                                                "text/plain"))]).json()
+        seen: dict[int, int] = {}  # worker pid -> status of GET /v1/jobs/{id} there
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:
+            # a fresh connection each time: the kernel spreads them over the two workers
+            with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=1)) as http:
+                pid = worker_of(http)
+                seen[pid] = http.get(f"/v1/jobs/{job['id']}").status_code
+        assert len(seen) == 2, f"only worker(s) {list(seen)} answered in 60 s"
+        assert set(seen.values()) == {200}, seen
+        assert server.process.pid not in seen  # the parent only supervises the workers

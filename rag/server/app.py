@@ -329,7 +329,8 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 
     @app.get("/healthz", tags=["health"], summary="The process is up.")
     async def healthz():
-        return {"status": "ok", "uptime_s": round(time.time() - server.started, 1)}
+        # pid: with --workers N, which worker process answered (each keeps its own rate limits and metrics)
+        return {"status": "ok", "uptime_s": round(time.time() - server.started, 1), "pid": os.getpid()}
 
     @app.get("/readyz", tags=["health"], summary="Indexes and models are loaded (503 until then).")
     async def readyz():
