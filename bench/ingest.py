@@ -9,7 +9,8 @@ A  pipeline      ingest(files, tmp_index, rebuild=True, progress=False) with
                  windows, new corpus terms), write FAISS + BM25. chunks/s = chunks / wall.
 O  old pipeline  the same call with embed_model="use-multilingual-reference": the
                  package's own numpy forward, every text embedded whole, one thread
-                 (the path of commit bec0b59 and before; same vectors)
+                 (the path of commit bec0b59 and before; same vectors), files
+                 parsed in the ingest's process as then (parse_workers=0)
 E  re-ingest     A again without rebuild: nothing changed, nothing embedded
 B  bare encode   embedder.embed_passages(texts): exactly the texts A embedded, as
                  one flat list (no window reuse); pipeline / bare = A's overhead
@@ -63,7 +64,8 @@ from pathlib import Path
 from rag.ingest.pipeline import ingest
 files = [Path(p) for p in json.loads(sys.argv[2])]
 t0 = time.perf_counter()
-s = ingest(files, Path(tempfile.mkdtemp()) / "index", rebuild=True, progress=False, embed_model=sys.argv[1])
+s = ingest(files, Path(tempfile.mkdtemp()) / "index", rebuild=True, progress=False, embed_model=sys.argv[1],
+           parse_workers=0 if sys.argv[1].endswith("-reference") else None)  # the old path parsed in process
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big
 # process would report its parent's peak
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                          + "; ".join(r.line() for r in summary.reports if r.status == "failed"))
             times["A"].append(summary.seconds)
             times["A_embed"].append(summary.embed_seconds)
-            old = ingest(files, old_dir, rebuild=True, progress=False, embed_model=REFERENCE)  # O
+            old = ingest(files, old_dir, rebuild=True, progress=False, embed_model=REFERENCE, parse_workers=0)  # O
             times["O"].append(old.seconds)
             times["O_embed"].append(old.embed_seconds)
             t, again = common.timed(ingest, files, index_dir, progress=False)  # E
