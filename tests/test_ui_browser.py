@@ -499,7 +499,7 @@ def test_sampling_controls_are_disabled_under_extractive_and_say_why(page, site)
     shot(page, site, "08_controls_enabled_llm")
 
 
-def test_italian_refusal_is_wholly_italian(page, site):
+def test_a_refusal_is_wholly_in_the_questions_language(page, site):
     ask(page, "Qual è il punto di ebollizione dell'acqua su Marte?")
     bot = wait_answer_done(page)
     notice = bot.locator(".rag-refusal")
@@ -513,6 +513,11 @@ def test_italian_refusal_is_wholly_italian(page, site):
     assert "Nessuna fonte" in sources and "No sources" not in sources
     assert_contrast(page, "Italian refusal")
     shot(page, site, "09_refusal_italian")
+    # Korean too (CJK fonts render in the screenshot).
+    ask(page, "화성에서 물의 끓는점은 몇 도입니까?")
+    text = wait_answer_done(page).locator(".rag-refusal").inner_text()
+    assert "문서에서 찾을 수 없습니다" in text and "Not found" not in text
+    shot(page, site, "09b_refusal_korean")
 
 
 def test_a_question_with_html_is_shown_exactly_as_typed(page, site):
