@@ -40,7 +40,7 @@ def test_unknown_generator_lists_the_known_ones():
     with pytest.raises(BackendNotFoundError) as caught:
         get_generator("gpt5-turbo")
     message = str(caught.value)
-    assert message.startswith("unknown generator 'gpt5-turbo': choose one of extractive, hf, openai")
+    assert message.startswith("unknown generator 'gpt5-turbo': choose one of extractive, hf, local, openai")
     assert caught.value.known == generators.generator_names()
     assert isinstance(caught.value, KeyError)  # still a KeyError for callers that catch those
 
