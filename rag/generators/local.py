@@ -94,8 +94,8 @@ class LocalGenerator(Generator):
     # answerable dev + extra questions (python bench/context_budget.py): the evidence is inside
     # what the model sees for 0.56 of them with 500 tokens for the best source and 30 for the
     # other four (540 prompt tokens p50), against 0.37 with 100 for each (457 tokens) and 0.47
-    # with 160 each (724); whole chunks: 0.90 but 2,364 tokens, which take the first token far
-    # past 1.5 s (llama.cpp reads ~130-400 prompt tokens/s on a core, bench/query.py --local).
+    # with 160 each (724); whole chunks: 0.90 but 2,364 tokens. Even ~750 prompt tokens put the
+    # first token past the 1.5 s target on one core (5.2 CPU-s measured, README "Performance").
     context_chars = 600
     context_tokens = 30
     context_first = (500, 3000)  # tokens, characters of the best source
