@@ -7,8 +7,11 @@ generator, no rate limit, 4 answer slots), and with the dev + extra questions:
 
 * in process: ``rag.retrieve(question, index=...)`` in this process, after a warm-up;
 * HTTP overhead at concurrency 1: client latency of POST /v1/retrieve minus the
-  server's own retrieval time for that request (``timings.total`` in the response),
-  and, as a cross-check, HTTP p50 minus the in-process p50 (questions interleaved);
+  server's own retrieval time for that request (``timings.search``: the wall time of
+  ``qa.search`` in the server's worker thread), and, as a cross-check, HTTP p50 minus
+  the in-process p50 (questions interleaved);
+* the server's CPU time per request (utime + stime of the server process from
+  /proc/PID/stat over a batch): unlike latency, it hardly moves with the machine's load;
 * throughput and p50/p95 latency of POST /v1/retrieve and of extractive POST /v1/ask
   at concurrency 1, 4 and 16 (threads with keep-alive connections, each request a
   question from the list in turn).
@@ -74,6 +77,12 @@ def start_server(index: Path, log_path: Path, log) -> tuple[subprocess.Popen, st
         time.sleep(0.2)
     process.kill()
     sys.exit("bench: rag serve not ready after 180 s")
+
+
+def process_cpu_ms(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def load(url: str, path: str, payloads: list[dict], concurrency: int, total: int) -> dict:
@@ -146,13 +155,26 @@ def main() -> None:
                 started = time.perf_counter()
                 response = client.post("/v1/retrieve", json={"question": q})
                 http_total.append((time.perf_counter() - started) * 1000)
-                server_side.append(response.json()["timings"]["total"] * 1000)
-                in_server.append(float(response.headers["server-timing"].split("dur=")[1]))
+                timings = response.json()["timings"]
+                server_side.append(timings.get("search", timings["total"]) * 1000)
+                in_server.append(float(response.headers["server-timing"].split("dur=")[1].split(",")[0]))
             floor = []  # the transport alone: a request that does no work
             for _ in range(overhead_n):
                 started = time.perf_counter()
                 client.get("/healthz")
                 floor.append((time.perf_counter() - started) * 1000)
+            cpu = {}  # server CPU ms per request, sequential requests on one connection
+            for name, call in (("healthz", lambda i: client.get("/healthz")),
+                               ("retrieve", lambda i: client.post("/v1/retrieve",
+                                                                  json={"question": questions[i % len(questions)]}))):
+                before = process_cpu_ms(process.pid)
+                for i in range(overhead_n):
+                    call(i)
+                cpu[name] = (process_cpu_ms(process.pid) - before) / overhead_n
+            in_process_cpu = time.process_time()
+            for i in range(overhead_n):
+                rag.retrieve(questions[i % len(questions)], index=work / "index")
+            cpu["retrieve_in_process"] = (time.process_time() - in_process_cpu) * 1000 / overhead_n
         overhead = [h - s for h, s in zip(http_total, server_side)]
         app_overhead = [a - s for a, s in zip(in_server, server_side)]  # inside the server process only
         comparison = {
@@ -163,7 +185,7 @@ def main() -> None:
             "app_overhead_p50_ms": common.percentile(app_overhead, 50),
             "app_overhead_p95_ms": common.percentile(app_overhead, 95),
             "healthz_p50_ms": common.percentile(floor, 50), "healthz_p95_ms": common.percentile(floor, 95),
-            "n": overhead_n,
+            "n": overhead_n, "server_cpu_ms_per_request": cpu,
         }
         log(f"overhead p50 {comparison['overhead_p50_ms']:.2f} ms")
 
@@ -205,6 +227,12 @@ def main() -> None:
             ["  of which inside the server (Server-Timing - retrieval)", comparison["app_overhead_p50_ms"],
              comparison["app_overhead_p95_ms"]],
             ["GET /healthz round trip (no work)", comparison["healthz_p50_ms"], comparison["healthz_p95_ms"]],
+        ]),
+        common.table(["CPU ms per request (load-independent)", "ms"], [
+            ["server process, GET /healthz", cpu["healthz"]],
+            ["server process, POST /v1/retrieve", cpu["retrieve"]],
+            ["rag.retrieve() in process (this process)", cpu["retrieve_in_process"]],
+            ["HTTP layer (server /v1/retrieve - in process)", cpu["retrieve"] - cpu["retrieve_in_process"]],
         ]),
         common.targets_block(targets),
         f"load average at start: {report['machine'].get('load_average_at_start')} on {os.cpu_count()} cores",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import uuid
 
 from .errors import ApiError
 from .keys import bearer_token
+from .schemas import MAX_FILES_PER_UPLOAD
 
 access_log = logging.getLogger("rag.server.access")
 _REQUEST_ID = re.compile(r"^[\w.:-]{1,64}$")
@@ -31,8 +32,6 @@ class RequestMiddleware:
         self.server = server
 
     def _limit(self, scope) -> int:
-        from .schemas import MAX_FILES_PER_UPLOAD
-
         if scope["path"].rstrip("/") == "/v1/documents" and scope["method"] == "POST":
             # the per-file limit is checked file by file once parsed; this caps the whole body
             return self.server.max_upload_bytes * MAX_FILES_PER_UPLOAD + (1 << 20)
@@ -53,7 +52,8 @@ class RequestMiddleware:
         headers = dict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", []))
         request_id = headers.get("x-request-id", "")
         if not _REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex[:16]
+            # not a secret, only unique enough to find a request in the logs: no urandom() call
+            request_id = f"{random.getrandbits(64):016x}"
         state = scope.setdefault("state", {})
         status_holder = {"status": 500, "started": False}
 
@@ -65,16 +65,19 @@ class RequestMiddleware:
                 # Server-Timing (a standard header browsers and bench/serve.py read): the time spent
                 # in the server up to the response, without the network and the client.
                 spent = (time.perf_counter() - started) * 1000
+                timing = f"app;dur={spent:.2f}"
+                if "search_ms" in state:  # the retrieval alone (qa.search in the worker thread)
+                    timing += f", search;dur={state['search_ms']:.2f}"
                 message["headers"] = list(message["headers"]) + [
-                    (b"x-request-id", request_id.encode()), (b"server-timing", f"app;dur={spent:.2f}".encode())]
+                    (b"x-request-id", request_id.encode()), (b"server-timing", timing.encode())]
             await send(message)
 
         try:
-            error = self._early_error(scope, headers)
+            limit = self._limit(scope)
+            error = self._early_error(scope, headers, limit)
             if error is not None:
                 await _send_error(send_wrapper, error)
                 return
-            limit = self._limit(scope)
             received = [0]
 
             async def limited_receive():
@@ -93,10 +96,10 @@ class RequestMiddleware:
         finally:
             self._record(scope, state, status_holder["status"], time.perf_counter() - started, request_id)
 
-    def _early_error(self, scope, headers) -> ApiError | None:
+    def _early_error(self, scope, headers, limit: int) -> ApiError | None:
         length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > self._limit(scope):
-            return _too_large(self._limit(scope))
+        if length and length.isdigit() and int(length) > limit:
+            return _too_large(limit)
         if _is_ui(scope["path"]):
             return self._ui_denied(scope)
         return None
@@ -128,6 +131,8 @@ class RequestMiddleware:
         metrics.latency.labels(endpoint, method).observe(seconds)
         if _is_ui(scope["path"]) and status < 400 and scope["path"] not in ("/ui", "/ui/"):
             return  # the page's own assets and polling: counted, not logged one by one
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # --log-level warning: no line to build
         client = scope.get("client")
         line = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": "request", "request_id": request_id,
