@@ -124,6 +124,7 @@ class LocalGenerator(Generator):
         train_ctx = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', '')}.context_length",
                                               n_ctx) or n_ctx)
         if train_ctx < self.llm.n_ctx():  # a context longer than the model was trained on only degrades it
+            self.llm.close()
             self.llm = llama_cpp.Llama(model_path=str(self.weights), n_ctx=train_ctx, n_threads=self.threads,
                                        n_threads_batch=self.threads, verbose=False)
         self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
