@@ -122,6 +122,11 @@ class Server:
         self.buckets = TokenBuckets(settings.rate_limit, settings.burst)
         self.gate = GenerationGate(settings.max_generations, settings.queue)
         self.pool = ThreadPoolExecutor(max_workers=self.gate.slots + self.gate.queue, thread_name_prefix="generate")
+        # Retrieval on a few long-lived threads of its own rather than the ASGI pool's 40: as many
+        # as there are cores (more only fight over the GIL and the cores), and the same threads each
+        # time, so the embedder's per-thread caches stay warm. Waiting requests queue here.
+        self.retrieval_pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
+                                                 thread_name_prefix="retrieve")
         self.metrics = Metrics()
         self.jobs = Jobs(on_finish=lambda job: self.metrics.ingest_jobs.labels(job.collection, job.status).inc())
         self.ready = False
@@ -248,6 +253,7 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
         threading.Thread(target=server.warm_up, daemon=True, name="warm-up").start()
         yield
         server.pool.shutdown(wait=False, cancel_futures=True)
+        server.retrieval_pool.shutdown(wait=False, cancel_futures=True)
 
     from rag.version import __version__
 
@@ -420,7 +426,7 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
             found = qa.search(body.question, retrieval=retrieval)
             return found, time.perf_counter() - begun
 
-        result, search_s = await run_in_threadpool(search)
+        result, search_s = await asyncio.get_running_loop().run_in_executor(server.retrieval_pool, search)
         request.state.search_ms = search_s * 1000  # Server-Timing: search;dur=
         # JSONResponse directly: the body is plain JSON already, FastAPI's encoder pass would only add time.
         return _JSON({"object": "retrieval", "collection": collection.name, "question": body.question,
