@@ -12,6 +12,8 @@ generator, no rate limit, 4 answer slots), and with the dev + extra questions:
   the in-process p50 (questions interleaved);
 * the server's CPU time per request (utime + stime of the server process from
   /proc/PID/stat over a batch): unlike latency, it hardly moves with the machine's load;
+* the ceiling: ``rag.retrieve()`` calls per second in this process from 1 and 4 threads
+  (the server cannot scale past the retrieval it calls);
 * throughput and p50/p95 latency of POST /v1/retrieve and of extractive POST /v1/ask
   at concurrency 1, 4 and 16 (threads with keep-alive connections, each request a
   question from the list in turn).
@@ -22,6 +24,7 @@ concurrency 4 >= 1.5x concurrency 1.
     python bench/serve.py            # 160 requests per level and endpoint
     python bench/serve.py --quick    # 48 per level
     python bench/serve.py --json
+    python bench/serve.py --quick --workers 2   # rag serve --workers 2 (two processes)
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, log_path: Path, log) -> tuple[subprocess.Popen, str]:
+def start_server(index: Path, log_path: Path, log, workers: int = 1) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
@@ -62,7 +65,7 @@ def start_server(index: Path, log_path: Path, log) -> tuple[subprocess.Popen, st
         process = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", "serve", "--index", str(index), "--port", str(port),
              "--generator", "extractive", "--rate-limit", "0", "--max-generations", "4", "--queue", "64",
-             "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, env=env)
+             "--log-level", "warning", "--workers", str(workers)], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -80,9 +83,35 @@ def start_server(index: Path, log_path: Path, log) -> tuple[subprocess.Popen, st
 
 
 def process_cpu_ms(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads) so far, in ms."""
+    """User + system CPU time so far, in ms, of process ``pid`` (all its threads) and of its
+    children (the worker processes of --workers N)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return own + sum(process_cpu_ms(int(c)) for c in (children.read_text().split() if children.exists() else []))
+
+
+def in_process_throughput(questions: list[str], index: Path, threads: int, total: int) -> float:
+    """rag.retrieve() calls per second from ``threads`` threads of this process."""
+    import rag
+
+    counter, lock = iter(range(total)), threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            rag.retrieve(questions[i % len(questions)], index=index)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return total / (time.perf_counter() - started)
 
 
 def load(url: str, path: str, payloads: list[dict], concurrency: int, total: int) -> dict:
@@ -122,7 +151,9 @@ def load(url: str, path: str, payloads: list[dict], concurrency: int, total: int
 
 
 def main() -> None:
-    args = common.parser(__doc__.split("\n\n")[0]).parse_args()
+    parser = common.parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=1, help="rag serve --workers N (default 1)")
+    args = parser.parse_args()
     quiet = args.quiet or args.json
     log = common.Log(quiet)
     import httpx
@@ -139,7 +170,7 @@ def main() -> None:
         build_s, summary = common.timed(rag.ingest, [common.shared_path("corpus", "txt")], work / "index",
                                         progress=False)
         log(f"index: {summary.chunks} chunks in {build_s:.1f} s")
-        process, url = start_server(work / "index", work / "server.log", log)
+        process, url = start_server(work / "index", work / "server.log", log, args.workers)
 
         # in process vs over HTTP, interleaved question by question
         for q in questions[:5]:
@@ -175,6 +206,8 @@ def main() -> None:
             for i in range(overhead_n):
                 rag.retrieve(questions[i % len(questions)], index=work / "index")
             cpu["retrieve_in_process"] = (time.process_time() - in_process_cpu) * 1000 / overhead_n
+        # The ceiling for the server: rag.retrieve() itself from 1 and 4 threads of this process.
+        in_process_rps = {n: in_process_throughput(questions, work / "index", n, per_level) for n in (1, 4)}
         overhead = [h - s for h, s in zip(http_total, server_side)]
         app_overhead = [a - s for a, s in zip(in_server, server_side)]  # inside the server process only
         comparison = {
@@ -193,7 +226,8 @@ def main() -> None:
         payloads = {"retrieve": [{"question": q} for q in questions],
                     "ask": [{"question": q, "generator": "extractive"} for q in questions]}
         for endpoint in ("retrieve", "ask"):
-            load(url, f"/v1/{endpoint}", payloads[endpoint], 4, 8)  # warm-up
+            # warm-up; with --workers N on enough connections that every worker gets requests
+            load(url, f"/v1/{endpoint}", payloads[endpoint], 4 * args.workers, 16 * args.workers)
             for level in LEVELS:
                 result = load(url, f"/v1/{endpoint}", payloads[endpoint], level, per_level)
                 levels[endpoint].append(result)
@@ -212,8 +246,10 @@ def main() -> None:
         common.target("HTTP overhead p50 at concurrency 1 (ms)", comparison["overhead_p50_ms"], "<=", TARGET_OVERHEAD_MS),
         common.target("retrieve throughput, concurrency 4 / concurrency 1", scaling, ">=", TARGET_SCALING),
     ]
-    report = {"machine": common.machine(), "index_chunks": summary.chunks, "requests_per_level": per_level,
+    report = {"machine": common.machine(), "workers": args.workers, "index_chunks": summary.chunks, "requests_per_level": per_level,
               "in_process_vs_http": comparison, "levels": levels, "retrieve_scaling_4_vs_1": scaling,
+              "in_process_retrieve_per_s": in_process_rps,
+              "in_process_scaling_4_vs_1": in_process_rps[4] / in_process_rps[1],
               "targets": targets}
     rows = [[f"/v1/{endpoint}", r["concurrency"], r["rps"], r["p50_ms"], r["p95_ms"], r["errors"]]
             for endpoint in ("retrieve", "ask") for r in levels[endpoint]]
@@ -234,10 +270,13 @@ def main() -> None:
             ["rag.retrieve() in process (this process)", cpu["retrieve_in_process"]],
             ["HTTP layer (server /v1/retrieve - in process)", cpu["retrieve"] - cpu["retrieve_in_process"]],
         ]),
+        f"rag.retrieve() in process (the ceiling): {in_process_rps[1]:.1f} calls/s from 1 thread, "
+        f"{in_process_rps[4]:.1f} from 4 ({in_process_rps[4] / in_process_rps[1]:.2f}x)",
         common.targets_block(targets),
-        f"load average at start: {report['machine'].get('load_average_at_start')} on {os.cpu_count()} cores",
+        f"rag serve --workers {args.workers}; load average at start: "
+        f"{report['machine'].get('load_average_at_start')} on {os.cpu_count()} cores",
     ])
-    common.emit("serve", report, text, args.json)
+    common.emit("serve" if args.workers == 1 else f"serve-workers{args.workers}", report, text, args.json)
 
 
 if __name__ == "__main__":

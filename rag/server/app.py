@@ -4,7 +4,7 @@ documents and ingest jobs, keys, limits, health and metrics.
     from rag.server import create_app
     app = create_app(data="srv/")          # any ASGI server: uvicorn.run(app, port=8000)
 
-Threads: retrieval runs in the ASGI thread pool; generation in its own pool of
+Threads: retrieval runs on its own pool of one thread per core; generation in its own pool of
 ``max_generations + queue`` threads behind :class:`GenerationGate` (bounded, refused
 beyond with 503); ingest jobs on one thread per collection.
 """
