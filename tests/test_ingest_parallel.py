@@ -92,7 +92,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path)
         print(s.added)
     """), encoding="utf-8")
 
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "6"
