@@ -325,6 +325,8 @@ class _Vectors:
         self.index = index
 
     def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):  # index.vectors[row:row + 1], as on a numpy array
+            rows = np.arange(*rows.indices(len(self.index)))
         return self.index._chunk_vectors(np.atleast_1d(np.asarray(rows, dtype=np.int64)))
 
     @property

@@ -144,7 +144,9 @@ class WindowLookup:
 
 class AnswerStream:
     """Iterate for the answer's text pieces; ``sources`` are known before the first
-    piece, ``answer`` (an :class:`Answer`) once the iteration has finished."""
+    piece, ``answer`` (an :class:`Answer`) once the iteration has finished. The pieces
+    join to ``answer.generated_text``; ``answer.text`` is that text after the citation
+    check (a front end shows it in place of the streamed text when the stream ends)."""
 
     def __init__(self, answer: Answer, pieces: Iterator[str] | None, finish):
         self.answer = answer
@@ -319,7 +321,7 @@ class QA:
         gen_started = time.perf_counter()
 
         def finish(ans: Answer, text: str) -> None:
-            ans.text = text.strip()
+            ans.text = ans.generated_text = text.strip()
             # The model was told to reply with the refusal sentence when the excerpts lack the answer.
             if refusal_text.rstrip(".。") in ans.text and len(ans.text) < len(refusal_text) + 40:
                 ans.refused = True

@@ -92,6 +92,9 @@ class Answer:
     score: float = 0.0  # answerability in 0..1 (rag/answerability.py); refused below min_score
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     citations: list[Citation] = field(default_factory=list)  # per answer sentence, after the citation check
+    # The generator's own words, as streamed: ``text`` is this after the citation check
+    # moved, removed or added [n] markers.
+    generated_text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
