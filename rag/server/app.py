@@ -911,12 +911,7 @@ def _mount_ui(app: FastAPI, server: Server) -> None:
                            qa=collection.qa, generator=server.generator_name, model=server.settings.model,
                            embed_model=server.settings.embed_model,
                            max_upload_mb=server.max_upload_bytes / 1024 / 1024)
-    if hasattr(ui, "mount"):  # the page's theme, CSP and PDF route come with it
-        ui.mount(app, blocks, "/ui")
-    else:
-        import gradio as gr
-
-        gr.mount_gradio_app(app, blocks, path="/ui")
+    ui.mount(app, blocks, "/ui")  # the page's theme, CSP, upload limit and PDF route come with it
 
 
 __all__ = ["create_app", "ServerSettings", "Server", "Principal"]
