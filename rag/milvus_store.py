@@ -111,6 +111,11 @@ def _connect(uri: MilvusURI, token: str):
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # it logs a traceback for a locked file
     if uri.is_lite:
+        import importlib.util
+
+        if importlib.util.find_spec("milvus_lite") is None:
+            raise StoreUnavailableError(str(uri), "a milvus:///file.db index needs Milvus Lite: "
+                                                  "pip install 'rag-docs[milvus]' (or point at a Milvus server)")
         Path(uri.target).parent.mkdir(parents=True, exist_ok=True)
     try:
         found = MilvusClient(uri=uri.client_uri, token=token, timeout=10)

@@ -26,8 +26,9 @@ from rag.settings import RetrievalSettings
 from rag.store import open_index, read_manifest
 
 # The FAISS half of the contract runs everywhere; the Milvus half needs the extra.
-milvus_only = pytest.mark.skipif(importlib.util.find_spec("pymilvus") is None,
-                                 reason="pymilvus not installed: pip install 'rag-docs[milvus]'")
+milvus_only = pytest.mark.skipif(
+    importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None,
+    reason="pymilvus or milvus-lite not installed: pip install 'rag-docs[milvus]'")
 MILVUS = pytest.param("milvus", marks=milvus_only)
 
 DOCS = {
