@@ -27,6 +27,7 @@ import numpy as np
 from .errors import InputError
 from .settings import RetrievalSettings
 from .store import Index
+from .terms import question_terms
 from .text import sentence_windows
 from .types import Source
 
@@ -115,7 +116,11 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     embedder = get_embedder(index.embed_model)
 
     t0 = time.perf_counter()
-    qvec = embedder.embed_query(question)
+    expand = index.terms is not None and bool(settings.expansion_weight)
+    terms = question_terms(question) if expand else []
+    # the question and its terms in one forward pass (a second call cost ~3 ms of GIL-held numpy)
+    vectors = embedder.embed_queries([question, *terms])
+    qvec = vectors[0]
     t1 = time.perf_counter()
     n = min(max(settings.candidates, settings.k), len(index))  # k above `candidates` still gets k
     proposals = [index.search_dense(qvec, n), index.search_windows(qvec, n)]
@@ -123,8 +128,8 @@ def search(index: Index, question: str, settings: RetrievalSettings | None = Non
     lexical_top, lexical_all = index.lexical.search_all(question, n)
     proposals.append(lexical_top)
     expansion_all = None
-    if index.terms is not None and settings.expansion_weight:
-        expansion_all = index.terms.scores(question, embedder.embed_queries)
+    if expand:
+        expansion_all = index.terms.scores_of(vectors[1:])
         proposals.append(top_rows(expansion_all, n))
     t3 = time.perf_counter()
 

@@ -181,10 +181,18 @@ class TermIndex:
         # Adjacent word pairs ("learning rate" -> learning_rate) changed no ranking on
         # 70 questions: single terms it is.
         terms = question_terms(question)
-        total = np.zeros(self.lexical.num_docs, dtype=np.float32)
         if not terms or not len(self.vocab):
+            return np.zeros(self.lexical.num_docs, dtype=np.float32)
+        return self.scores_of(embed_queries(terms))
+
+    def scores_of(self, term_vectors: np.ndarray) -> np.ndarray:
+        """``scores`` from the vectors of ``question_terms(question)``, embedded by the
+        caller (retrieval embeds them in one call with the question: one forward pass
+        instead of two on the hot path)."""
+        total = np.zeros(self.lexical.num_docs, dtype=np.float32)
+        if not len(term_vectors) or not len(self.vocab):
             return total
-        for neighbours in self.expansions(embed_queries(terms)):
+        for neighbours in self.expansions(term_vectors):
             if neighbours:
                 # max, not sum: a term with many near-synonyms must not outvote the others
                 total += self.lexical.max_weighted_scores(neighbours)

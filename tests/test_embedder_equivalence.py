@@ -107,3 +107,26 @@ def test_the_reference_path_is_still_selectable():
     a = ref.embed_passages(["오늘은 날씨가 좋다.", "今天天气很好。"])
     b = get_embedder("use-multilingual").embed_passages(["오늘은 날씨가 좋다.", "今天天气很好。"])
     assert _cosines(a, b).min() >= MIN_COSINE
+
+
+def test_questions_from_many_threads_through_the_shared_id_cache_match_the_reference(embedder, reference, corpus_dir):
+    # Questions are short: their first-layer products come from one cache shared by all
+    # threads (filled as they run, here from a cold start and down to a full cache).
+    # Every thread must get the reference vector whatever the others are adding.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.embedders import use_fast
+
+    fast = next(v for v in vars(embedder).values() if isinstance(v, use_fast.FastUSE))
+    saved = fast._query_cache
+    questions = [t[:80] for t in _corpus_texts(corpus_dir, 120)] + ODD[:11]
+    try:
+        for capacity in (use_fast.QUERY_CACHE_IDS, 64):  # roomy, then full after a few questions
+            fast._query_cache = use_fast._SharedIdCache(len(fast.table), capacity)
+            with ThreadPoolExecutor(4) as pool:
+                got = list(pool.map(embedder.embed_query, questions * 2))
+            cos = _cosines(np.stack(got), reference(questions * 2))
+            assert cos.min() >= MIN_COSINE, f"capacity {capacity}: cosine {cos.min():.4f}"
+        assert fast._query_cache.used == 64  # full, and never past its size
+    finally:
+        fast._query_cache = saved

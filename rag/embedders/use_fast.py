@@ -48,6 +48,10 @@ TOKEN_BUDGET = 4096
 # the corpus' chunks use ~5k ids), and the batch size from which the cache is used.
 CACHE_IDS = 8192
 CACHE_MIN_TOKENS = 256
+# Distinct ids of questions cached for the whole process (13 KB each: 53 MB when
+# full, touched only as ids arrive; a day of questions in four languages uses a
+# few thousand).
+QUERY_CACHE_IDS = 4096
 
 
 def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
@@ -90,6 +94,7 @@ class FastUSE:
         _pin_mmap_threshold()
         self._local = threading.local()  # each forward thread keeps its own id cache
         self._pool, self._pool_size, self._pool_lock = None, 0, threading.Lock()
+        self._query_cache: _SharedIdCache | None = None
 
     # ------------------------------------------------------------------ per token
 
@@ -183,7 +188,7 @@ class FastUSE:
         shared. The cache belongs to the calling thread (threads never wait on each
         other; a forward thread holds at most 109 MB)."""
         if not cached:
-            x, blocks = self._id_products(emb)
+            x, blocks = self._small_products(uniq, emb)
             products = []
             for block in blocks:
                 table = np.zeros((block.shape[0], len(uniq) + 1, CNN_DIM), dtype=np.float32)
@@ -215,6 +220,38 @@ class FastUSE:
             c.used += len(missing)
             rows = c.row[uniq]
         return rows, c.x, c.p, CACHE_IDS
+
+    def _small_products(self, uniq: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``_id_products`` of a small batch (a question and its words) through one
+        process-wide cache shared by all threads: questions reuse the same few
+        thousand ids, and their first-layer products are a third of a question's
+        forward pass (4.2 -> ~2.5 ms measured). Rows are appended under a lock and
+        never rewritten, so readers need none; when the cache is full, new ids are
+        computed every time (no eviction to race with readers)."""
+        q = self._query_cache
+        if q is None:
+            with self._pool_lock:
+                if self._query_cache is None:
+                    self._query_cache = _SharedIdCache(len(self.table), QUERY_CACHE_IDS)
+                q = self._query_cache
+        rows = q.row[uniq]
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            x_new, blocks_new = self._id_products(emb[missing])
+            q.add(uniq[missing], x_new, blocks_new)
+            rows = q.row[uniq]
+        hit = rows >= 0
+        if hit.all():
+            return q.x[rows], [p[:, rows] for p in q.p]
+        # the cache is full: the ids it lacks come from this call's own products
+        x = np.empty((len(uniq), 3 * CNN_DIM), dtype=np.float32)
+        blocks = [np.empty((n, len(uniq), CNN_DIM), dtype=np.float32) for n, _ in ORDERS]
+        x[hit] = q.x[rows[hit]]
+        x[missing] = x_new
+        for block, table, fresh in zip(blocks, q.p, blocks_new):
+            block[:, hit] = table[:, rows[hit]]
+            block[:, missing] = fresh
+        return x, blocks
 
     def pooled(self, totals: np.ndarray, lens: np.ndarray) -> np.ndarray:
         """Sums of layer-normed rows from ``_span_sums`` of ``token_features``' F and c."""
@@ -348,6 +385,30 @@ class FastUSE:
         out[:] = vectors[:len(seqs)]
         for j, (p_i, w_i, _, _, _) in enumerate(plans):
             part_out[p_i][w_i] = vectors[len(seqs) + j]
+
+
+class _SharedIdCache:
+    """Append-only id -> (x, first-layer products) rows shared by every thread."""
+
+    def __init__(self, vocab_size: int, capacity: int):
+        self.row = np.full(vocab_size, -1, dtype=np.int64)  # id -> row; set last, after the row is written
+        # np.zeros maps pages lazily: memory grows with the ids actually stored
+        self.x = np.zeros((capacity, 3 * CNN_DIM), dtype=np.float32)
+        self.p = [np.zeros((n, capacity, CNN_DIM), dtype=np.float32) for n, _ in ORDERS]
+        self.used, self.capacity, self.lock = 0, capacity, threading.Lock()
+
+    def add(self, ids: np.ndarray, x: np.ndarray, blocks: list[np.ndarray]) -> None:
+        with self.lock:
+            fresh = self.row[ids] < 0  # another thread may have added some meanwhile
+            take = np.flatnonzero(fresh)[: self.capacity - self.used]
+            if not len(take):
+                return
+            new = self.used + np.arange(len(take))
+            self.x[new] = x[take]
+            for table, block in zip(self.p, blocks):
+                table[:, new] = block[:, take]
+            self.used += len(take)
+            self.row[ids[take]] = new  # published only now: readers never see a half-written row
 
 
 def _pin_mmap_threshold() -> None:
