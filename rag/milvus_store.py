@@ -37,7 +37,9 @@ its switch are invisible (and removed by a later ingest once they are an hour ol
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import re
 import secrets
 import threading
 import time
@@ -350,7 +352,7 @@ class MilvusIndex:
 
     def __init__(self, uri: MilvusURI, version: str, settings: dict, files: dict[str, tuple[int, dict]],
                  chunks: list[Chunk], ids: np.ndarray, chunk_terms: list[list[str]],
-                 chunk_tokens: list[list[str]] | None = None):
+                 chunk_tokens: list[list[str]] | None = None, *, lexical=None, term_lexical=None):
         from .lexical import LexicalIndex, tokenize
 
         self.uri = uri
@@ -363,19 +365,40 @@ class MilvusIndex:
         self.row_of = {int(i): r for r, i in enumerate(ids)}
         self.gens = sorted({gen for gen, _ in files.values()})
         self.dim = int(settings["dim"])
-        if chunk_tokens is None:
-            chunk_tokens = [tokenize(c.embedding_text()) for c in chunks]
-        # the same vocabulary and ids as LexicalIndex.build (what FAISS writes at ingest)
-        vocab: dict[str, int] = {"": 0}
-        token_ids = [[vocab.setdefault(tok, len(vocab)) for tok in tokens] for tokens in chunk_tokens]
-        self.lexical = LexicalIndex.from_token_ids(token_ids, vocab) if chunks else None
-        self.terms = _terms_class().build_for(self, chunk_terms) if chunks else None
+        self._token_ids: list[list[int]] | None = None  # kept until the snapshot is cached on disk
+        if lexical is None and chunks:
+            if chunk_tokens is None:
+                chunk_tokens = [tokenize(c.embedding_text()) for c in chunks]
+            # the same vocabulary and ids as LexicalIndex.build (what FAISS writes at ingest)
+            vocab: dict[str, int] = {"": 0}
+            self._token_ids = [[vocab.setdefault(tok, len(vocab)) for tok in tokens] for tokens in chunk_tokens]
+            lexical = LexicalIndex.from_token_ids(self._token_ids, vocab)
+        self.lexical = lexical
+        self._chunk_terms = chunk_terms  # for the reader cache (None when read from it)
+        if term_lexical is not None:
+            self.terms = _terms_class().from_lexical(self, term_lexical)
+        else:
+            self.terms = _terms_class().build_for(self, chunk_terms) if chunks else None
         self.vectors = _Vectors(self)
         self._has_windows = bool(int(settings["chunker"].get("window_chars") or 0))
         self._vec_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._win_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._rows_by_gen: dict[int, list[dict]] = {}  # the engine rows per gen, for the next reload
+        # the engine rows per gen, for the next reload (a snapshot from the reader cache makes
+        # them on first use: most readers never reload)
+        self._rows: dict[int, list[dict]] | None = None
+        self._rows_source = None
+
+    @property
+    def _rows_by_gen(self) -> dict[int, list[dict]]:
+        if self._rows is None:
+            self._rows = self._rows_source() if self._rows_source is not None else {}
+            self._rows_source = None
+        return self._rows
+
+    @_rows_by_gen.setter
+    def _rows_by_gen(self, rows: dict[int, list[dict]]) -> None:
+        self._rows, self._rows_source = rows, None
 
     @property
     def embed_model(self) -> str:
@@ -484,7 +507,13 @@ def _terms_class():
             ids = {term: i + 1 for i, term in enumerate(vocab)}  # 0 is the empty token (as TermIndex.build)
             lexical = LexicalIndex.from_token_ids([[ids[t] for t in terms] for terms in chunk_terms],
                                                   {"": 0, **ids})
-            found = cls(vocab, np.zeros((len(vocab), 0), np.float32), lexical)
+            return cls.from_lexical(index, lexical)
+
+        @classmethod
+        def from_lexical(cls, index: MilvusIndex, lexical) -> "MilvusTermIndex":
+            """Around a BM25 over chunk terms built before (or loaded from the reader cache)."""
+            ids = {term: i for term, i in lexical.vocab.items() if term}
+            found = cls(sorted(ids, key=ids.__getitem__), np.zeros((len(ids), 0), np.float32), lexical)
             found.owner = index
             found.token_of = ids
             return found
@@ -526,6 +555,9 @@ def load_index(uri, embed_model: str | None = None, attempts: int = 5,
         built_with = settings["embedder"]["name"]
         if embed_model and embed_model != built_with:
             raise EmbedderMismatchError(str(uri), built_with, embed_model)
+        cached = _cache_read(uri, _version(settings, files), settings, files)
+        if cached is not None:
+            return cached
         gens = sorted({gen for gen, _ in files.values()})
         fetch = [g for g in gens if g not in known]
         rows = _query_all(uri, names(uri)["chunks"], f"gen in {fetch}", ["id", "gen", "ord", "chunk", "terms"]) \
@@ -557,6 +589,174 @@ def load_index(uri, embed_model: str | None = None, attempts: int = 5,
     index = MilvusIndex(uri, _version(settings, files), settings, files, chunks, ids,
                         [row["_terms"] for row in ordered], [row["_tokens"] for row in ordered])
     index._rows_by_gen = by_gen
+    _cache_write(index, ordered)
+    return index
+
+
+# --------------------------------------------------------------------------- reader cache
+#
+# A reader's open is the snapshot fetch (every live chunk's text and terms) plus the
+# client-side BM25 builds: ~7 s at 10k chunks (bench/scaling.py, "reader open"). What it
+# builds depends only on the version: the hash of the embedder, the chunker and every live
+# file's generation, and a generation's rows never change after its switch (a new write
+# takes a new generation). So the built snapshot is cached on local disk under that
+# version, read from the engine at each open: a cache entry can only ever be used for
+# exactly the rows it was built from; any writer's switch, delete or rebuild changes the
+# version, and the next open builds (and caches) the new one. JSON and .npy files, no
+# pickle: a cache file cannot run code. A damaged entry is a miss (and removed).
+
+CACHE_FORMAT = 1
+CACHE_KEEP = 2  # versions kept per index (an older reader may still be writing its own)
+
+
+def cache_folder(uri: MilvusURI) -> Path:
+    """Beside a Milvus Lite file (``index.db.rag-cache/<collection>``: it goes with the file);
+    for a server, under the user's cache (``$RAG_CACHE_DIR/milvus/<host_port>/<collection>``)."""
+    if uri.is_lite:
+        return Path(uri.target + ".rag-cache") / uri.collection
+    from . import config
+
+    return config.cache_dir() / "milvus" / re.sub(r"[^A-Za-z0-9_.-]", "_", uri.target) / uri.collection
+
+
+def _cache_entry(uri: MilvusURI, version: str) -> Path:
+    return cache_folder(uri) / f"{version}.v{CACHE_FORMAT}"
+
+
+_CHUNK_FIELDS = [name for name in Chunk.__dataclass_fields__ if name != "text"]
+
+
+def _ragged(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of ints as one flat array and offsets (row r: flat[offsets[r]:offsets[r + 1]])."""
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32, count=int(lengths.sum()))
+    return flat, np.concatenate([[0], np.cumsum(lengths)])
+
+
+def _cache_write(index: MilvusIndex, rows: list[dict]) -> None:
+    """Store the built snapshot (best effort: a read-only disk only costs the next open).
+
+    Columnar, so that reading it back is a few bulk decodes: the chunk texts as one string
+    with their lengths, the other chunk fields as one JSON list, each chunk's words and
+    terms as ids into the two BM25 vocabularies (decoding a JSON list of a million short
+    terms alone took 0.3 s at 10k chunks)."""
+    import os
+    import shutil
+
+    token_ids, index._token_ids = index._token_ids, None
+    if token_ids is None or index.lexical is None or index.terms is None:
+        return
+    entry = _cache_entry(index.uri, index.version)
+    if entry.exists():
+        return
+    staging = entry.parent / f".{entry.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging.mkdir(mode=0o700)
+        (staging / "texts.txt").write_text("".join(c.text for c in index.chunks), encoding="utf-8")
+        (staging / "chunks.json").write_text(json.dumps(
+            [[getattr(c, name) for name in _CHUNK_FIELDS] for c in index.chunks], ensure_ascii=False),
+            encoding="utf-8")
+        tokens, token_offsets = _ragged(token_ids)
+        term_of = index.terms.token_of
+        terms, term_offsets = _ragged([[term_of[t] for t in chunk] for chunk in index._chunk_terms])
+        np.savez(staging / "rows.npz", ids=index.ids, gens=np.asarray([int(r["gen"]) for r in rows], np.int64),
+                 ords=np.asarray([int(r["ord"]) for r in rows], np.int64),
+                 text_lengths=np.asarray([len(c.text) for c in index.chunks], np.int64),
+                 tokens=tokens, token_offsets=token_offsets, terms=terms, term_offsets=term_offsets)
+        _save_lexical(index.lexical, staging / "bm25")
+        _save_lexical(index.terms.lexical, staging / "terms")
+        (staging / "entry.json").write_text(json.dumps({"format": CACHE_FORMAT, "uri": str(index.uri),
+                                                        "version": index.version, "chunks": len(index)}))
+        os.rename(staging, entry)  # whole or absent; another reader may have renamed its copy first
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    entries = sorted((p for p in entry.parent.glob(f"*.v{CACHE_FORMAT}") if p != entry),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEEP - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _words(lexical) -> list[str]:
+    """The vocabulary in id order (its ids are dense: 0 .. len - 1)."""
+    words = [""] * len(lexical.vocab)
+    for word, i in lexical.vocab.items():
+        words[i] = word
+    return words
+
+
+def _save_lexical(lexical, folder: Path) -> None:
+    """bm25s's own arrays, and the vocabulary as a list in id order (a JSON list writes
+    6x faster than LexicalIndex.save's dict at 150k tokens)."""
+    folder.mkdir()
+    lexical.retriever.save(str(folder), show_progress=False)
+    (folder / "words.json").write_text(json.dumps(_words(lexical), ensure_ascii=False), encoding="utf-8")
+
+
+def _load_lexical(folder: Path):
+    import bm25s
+
+    from .lexical import LexicalIndex
+
+    retriever = bm25s.BM25.load(str(folder), load_vocab=False, show_progress=False)
+    words = json.loads((folder / "words.json").read_text(encoding="utf-8"))
+    return LexicalIndex(retriever, {word: i for i, word in enumerate(words)})
+
+
+def _cache_read(uri: MilvusURI, version: str | None, settings: dict,
+                files: dict[str, tuple[int, dict]]) -> MilvusIndex | None:
+    import shutil
+
+    if version is None:
+        return None
+    entry = _cache_entry(uri, version)
+    if not entry.is_dir():
+        return None
+    try:
+        about = json.loads((entry / "entry.json").read_text())
+        expected = sum(int(meta["chunks"]) for _, meta in files.values())
+        if (about.get("format"), about.get("uri"), about.get("version"), about.get("chunks")) != \
+                (CACHE_FORMAT, str(uri), version, expected):
+            raise ValueError("not this snapshot")
+        fields = json.loads((entry / "chunks.json").read_text(encoding="utf-8"))
+        texts = (entry / "texts.txt").read_text(encoding="utf-8")
+        with np.load(entry / "rows.npz", allow_pickle=False) as arrays:
+            a = {name: arrays[name] for name in arrays.files}
+        live = {gen for gen, meta in files.values() if int(meta["chunks"])}
+        if not (len(fields) == len(a["ids"]) == len(a["gens"]) == len(a["ords"]) == len(a["text_lengths"])
+                == len(a["token_offsets"]) - 1 == len(a["term_offsets"]) - 1 == expected) \
+                or int(a["text_lengths"].sum()) != len(texts) or set(a["gens"].tolist()) != live:
+            raise ValueError("row counts differ")
+        lexical = _load_lexical(entry / "bm25")
+        term_lexical = _load_lexical(entry / "terms")
+        if lexical.num_docs != expected or term_lexical.num_docs != expected:
+            raise ValueError("BM25 covers other rows")
+    except Exception:  # damaged or foreign: build afresh (and replace it)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    ends = np.cumsum(a["text_lengths"]).tolist()
+    starts = [0] + ends[:-1]
+    chunks = [Chunk(text=texts[b:e], **dict(zip(_CHUNK_FIELDS, values)))
+              for b, e, values in zip(starts, ends, fields)]
+    index = MilvusIndex(uri, version, settings, files, chunks, a["ids"].astype(np.int64), None,
+                        lexical=lexical, term_lexical=term_lexical)
+
+    def rows() -> dict[int, list[dict]]:
+        """The engine rows per gen, as load_index keeps them, for a reload after a switch."""
+        words, terms = _words(lexical), _words(term_lexical)
+        tokens, token_offsets = a["tokens"].tolist(), a["token_offsets"].tolist()
+        term_ids, term_offsets = a["terms"].tolist(), a["term_offsets"].tolist()
+        out: dict[int, list[dict]] = {}
+        for r, (chunk, gen, id_, ord_) in enumerate(zip(chunks, a["gens"].tolist(), a["ids"].tolist(),
+                                                         a["ords"].tolist())):
+            out.setdefault(gen, []).append(
+                {"id": id_, "gen": gen, "ord": ord_, "_chunk": chunk,
+                 "_terms": [terms[t] for t in term_ids[term_offsets[r]:term_offsets[r + 1]]],
+                 "_tokens": [words[t] for t in tokens[token_offsets[r]:token_offsets[r + 1]]]})
+        return out
+
+    index._rows_source = rows
     return index
 
 
