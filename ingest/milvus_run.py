@@ -66,6 +66,7 @@ class MilvusIngestRun(IngestRun):
             writer.collect_garbage()
             writer.touch()
             writer.flush()
+            writer.follow_index_type()  # after the flush: an index is built over sealed segments
             summary.version = milvus_store.read_current(self.index_path) or ""
             summary.index_type = milvus_store.read_manifest(self.index_path)["index_type"]
 

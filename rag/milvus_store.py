@@ -826,7 +826,8 @@ class MilvusWriter:
         self.embedder = embedder
         self.dim = int(dim)
         self.chunker = chunker
-        self.index_type = "hnsw" if index_type == "hnsw" else "flat"
+        self.requested_type = index_type  # auto | flat | hnsw: what follow_index_type() applies
+        self.index_type = "hnsw" if index_type == "hnsw" else "flat"  # at creation
         self.rebuild = rebuild
 
     def prepare(self) -> dict:
@@ -922,6 +923,46 @@ class MilvusWriter:
         on its own, and one flush per ingest is what its documentation allows."""
         for name in names(self.uri).values():
             _call(self.uri, client(self.uri).flush, name)
+
+    def _count(self, part: str, filter: str) -> int:
+        found = _call(self.uri, client(self.uri).query, names(self.uri)[part], filter=filter,
+                      output_fields=["count(*)"])
+        return int(found[0]["count(*)"]) if found else 0
+
+    def follow_index_type(self) -> dict[str, str]:
+        """Give each vector collection the index FAISS would build for its live row count
+        (``--index-type auto``: exact up to rag.vectors.HNSW_AUTO_THRESHOLD vectors, HNSW
+        above; or the type asked for): chunks by live chunks, windows by live windows,
+        terms by terms, as rag/store.py chooses per FAISS index. A collection whose type
+        changes is released, its vector index dropped and built again, and loaded: searches
+        of that collection fail for the few seconds (Milvus Lite) to minutes (a large cluster
+        collection) this takes, once, when the index crosses the threshold."""
+        from .vectors import choose_index_type
+
+        c = client(self.uri)
+        settings, files = read_meta(self.uri)
+        if settings is None:
+            return {}
+        live = sorted({gen for gen, meta in files.values() if int(meta.get("chunks", 0))})
+        counts = {"chunks": sum(int(meta.get("chunks", 0)) for _, meta in files.values()),
+                  "windows": self._count("windows", f"gen in {live}") if live else 0,
+                  "terms": self._count("terms", 'term != ""')}
+        chosen = {}
+        for part, count in counts.items():
+            name = names(self.uri)[part]
+            want = choose_index_type(count, self.requested_type)
+            have = str(_call(self.uri, c.describe_index, name, "vector").get("index_type", "")).lower()
+            if have != want:
+                _call(self.uri, c.release_collection, name)
+                _call(self.uri, c.drop_index, name, "vector")
+                params = c.prepare_index_params()
+                params.add_index("vector", **_vector_index(want))
+                _call(self.uri, c.create_index, name, params)
+                _call(self.uri, c.load_collection, name)
+            chosen[part] = want
+        if settings.get("index_type") != chosen["chunks"] or settings.get("index_types") != chosen:
+            self._put_meta(SETTINGS_KEY, 0, dict(settings, index_type=chosen["chunks"], index_types=chosen))
+        return chosen
 
     def touch(self) -> None:
         settings, _ = read_meta(self.uri)
