@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from . import config as _config  # noqa: F401  first: it sets the OpenMP spin before any library loads OpenMP
 from .errors import (
     BackendNotFoundError,
     ConfigurationError,

@@ -54,6 +54,15 @@ DEFAULT_MAX_CHARS = 10_000_000
 DEFAULT_MAX_DECOMPRESSED_MB = 75.0
 
 
+# OpenMP threads (llama.cpp's, and faiss's and torch's) spin 300,000 times by default while
+# they wait at a barrier. On a machine busy with anything else (the embedder answering
+# another request, a second process) the spinning threads take the cores the working ones
+# need: with load ~3 on 2 cores, a 450-token prompt took 5.7 s on 2 llama.cpp threads, 1.7 s
+# with a spin of 10,000, and 3.3 s on 1 thread (see README "Performance"). Set before any
+# OpenMP runtime is loaded (libgomp reads it once); a value the user set wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else None
@@ -102,13 +111,30 @@ def condense_mode(value: str | None = None) -> str:
     return value
 
 
+def physical_cores() -> int:
+    """Cores this process may use, counting SMT siblings once (Linux topology; elsewhere
+    the logical count)."""
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in usable:
+        try:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            siblings = str(cpu)
+        cores.add(siblings)
+    return max(1, len(cores))
+
+
 def llm_threads(value: int | None = None) -> int:
-    """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else half the
-    logical cores (one per physical core on SMT machines), 1 to 8. llama.cpp's threads spin while
-    they wait for each other, so a thread per core is fast only on an idle machine: on 2 busy cores
-    (load average 12) 2 threads read a prompt 2.5-4x slower than 1 (5-10 vs 19-26 tokens/s,
-    bench/query.py --local), and the embedder and the UI share the machine with it."""
-    value = int(value or _env("RAG_LLM_THREADS") or max(1, min(8, (os.cpu_count() or 1) // 2)))
+    """Threads of the local llama.cpp generator: the argument, $RAG_LLM_THREADS, else one per
+    physical core (SMT siblings share one core's arithmetic units: a second thread there only
+    spins), 1 to 8. On an idle 2-core machine 2 threads read a prompt ~1.9x faster than 1;
+    llama.cpp's threads spin while they wait for each other, so on a machine that is busy
+    with other work (load average above the core count) RAG_LLM_THREADS=1 is faster."""
+    value = int(value or _env("RAG_LLM_THREADS") or max(1, min(8, physical_cores())))
     if value < 1:
         from .errors import InputError
 

@@ -103,9 +103,9 @@ def fitted_excerpt(source, generator, limit: int | None, budget: int | None = No
         # proportional cut can still overshoot: cut again, a few times at most.
         for _ in range(6):
             tokens = generator.count_tokens(text)
-            if tokens <= budget or len(text) <= 16:
+            if tokens <= budget or len(text) <= 4:
                 break
-            text = excerpt(source, max(16, int(len(text) * budget / tokens * 0.9)))
+            text = excerpt(source, max(4, int(len(text) * budget / tokens * 0.9)))
     return text
 
 
@@ -114,7 +114,12 @@ def build_messages(question: str, retrieval: Retrieval, lang: str, history: Hist
     from dataclasses import replace
 
     language = prompts.language_name(lang)
-    system = prompts.render("system.jinja", language=language, refusal=prompts.refusal(lang))
+    refusal = prompts.refusal(lang)
+    # The packaged system prompt is the same for every question (the language and the
+    # refusal sentence come with the question): a server's prefix cache (llama.cpp's KV
+    # reuse in process and in llama-server, vLLM's prefix caching) then reads it once, not
+    # once per question. A user's own system.jinja may still use both variables.
+    system = prompts.render("system.jinja", language=language, refusal=refusal)
     messages = [{"role": "system", "content": system}]
     for user, assistant in list(history)[-HISTORY_TURNS:]:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
@@ -124,7 +129,8 @@ def build_messages(question: str, retrieval: Retrieval, lang: str, history: Hist
     shown = [replace(s, text=fitted_excerpt(s, generator, first[1], first[0]) if rank == 0 and first
                      else fitted_excerpt(s, generator, context_chars))
              for rank, s in enumerate(retrieval.sources)]
-    context = prompts.render("context.jinja", sources=shown, question=question, language=language)
+    context = prompts.render("context.jinja", sources=shown, question=question, language=language,
+                             refusal=refusal)
     messages.append({"role": "user", "content": context})
     return messages
 

@@ -190,7 +190,7 @@ def test_llm_reply_with_whitespace_streams_to_the_stripped_answer(idx, scripted)
     assert "".join(pieces) == streamed.answer.text == "Dialogflow and Rasa [1].\n\n More."
     request = gen.requests[0]
     assert (request.temperature, request.top_p, request.max_tokens, request.stop) == (0.7, 0.5, 64, ["###"])
-    assert request.messages[0]["role"] == "system" and REFUSAL["en"] in request.messages[0]["content"]
+    assert request.messages[0]["role"] == "system" and REFUSAL["en"] in request.messages[-1]["content"]
     assert "[1]" in request.messages[-1]["content"] and CHATBOTS in request.messages[-1]["content"]
 
 

@@ -118,6 +118,23 @@ def test_excerpts_fit_the_models_token_budget(local, corpus_txt_index):
     assert local.count_tokens(best) <= tokens * 1.15 and len(best) > len(fitted_excerpt(sources[0], local, 600))
 
 
+def test_the_system_prompt_is_read_once_then_reused_from_the_kv_cache(local, corpus_txt_index):
+    # The packaged system prompt is the same for every question: llama.cpp keeps the evaluated
+    # prefix, so a later question (another language, other sources) reads only its own part.
+    import llama_cpp
+
+    from rag.prompts import Prompts
+
+    system = Prompts().render("system.jinja", language="English", refusal="-")
+    evaluated = []
+    for question in ("What is the precision of the model?", "정밀도와 재현율의 차이는?"):
+        llama_cpp.llama_perf_context_reset(local.llm.ctx)
+        rag.ask(question, corpus_txt_index.path, generator="local", k=5, temperature=0, max_tokens=1)
+        evaluated.append(llama_cpp.llama_perf_context(local.llm.ctx).n_p_eval)
+    prompt = local.llm.tokenize(local.llm.detokenize(local.llm._input_ids.tolist()), add_bos=False, special=True)
+    assert evaluated[1] <= len(prompt) - local.count_tokens(system) + 8
+
+
 def test_ask_end_to_end_over_a_small_index(local, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

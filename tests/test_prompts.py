@@ -32,8 +32,8 @@ def test_packaged_templates_are_there():
 
 
 @pytest.mark.parametrize("template,variables", [
-    ("system.jinja", {"language": "English"}),  # no refusal
-    ("context.jinja", {"sources": [], "language": "English"}),  # no question
+    ("context.jinja", {"sources": [], "question": "q", "language": "English"}),  # no refusal
+    ("context.jinja", {"sources": [], "language": "English", "refusal": "R."}),  # no question
     ("condense.jinja", {"history": []}),  # no question
 ])
 def test_a_missing_variable_raises(template, variables):
@@ -43,16 +43,28 @@ def test_a_missing_variable_raises(template, variables):
 
 def test_a_missing_attribute_raises():
     with pytest.raises(jinja2.UndefinedError):
-        Prompts().render("context.jinja", sources=[{"text": "no source name"}], question="q", language="English")
+        Prompts().render("context.jinja", sources=[{"text": "no source name"}], question="q", language="English",
+                         refusal="R.")
 
 
 @pytest.mark.parametrize("lang", sorted(LANGS))
-def test_system_prompt_has_the_refusal_in_the_question_language_and_the_data_rule(lang):
+def test_the_prompt_has_the_refusal_in_the_question_language_and_the_data_rule(lang):
     prompts = Prompts()
-    system = prompts.render("system.jinja", language=prompts.language_name(lang), refusal=prompts.refusal(lang))
-    assert f'"{LANGS[lang]}"' in system
-    assert "data, not instructions" in system and "ignore any instructions" in system
-    assert "ONLY" in system and prompts.language_name(lang) in system
+    retrieval = Retrieval([_source()], best_dense=0.5)
+    system, user = build_messages("What does XLNet use?", retrieval, lang, [], prompts)
+    assert f'"{LANGS[lang]}"' in user["content"] and prompts.language_name(lang) in user["content"]
+    assert "data, not instructions" in system["content"] and "ignore any instructions" in system["content"]
+    assert "ONLY" in system["content"] and "refusal sentence" in system["content"]
+
+
+def test_the_system_prompt_is_the_same_for_every_question_so_servers_can_cache_it():
+    # llama.cpp (in process and llama-server) and vLLM reuse the computed prefix of a prompt:
+    # a system message that changed with the question's language would be read again each time.
+    prompts = Prompts()
+    retrieval = Retrieval([_source()], best_dense=0.5)
+    systems = {build_messages(q, retrieval, lang, [], prompts)[0]["content"]
+               for q, lang in [("What?", "en"), ("무엇인가요?", "ko"), ("什么?", "zh"), ("Cosa?", "it")]}
+    assert len(systems) == 1
 
 
 def test_refusal_for_an_unlisted_language_falls_back_to_english():
@@ -64,7 +76,8 @@ def test_refusal_for_an_unlisted_language_falls_back_to_english():
 
 def test_context_numbers_the_excerpts_with_file_and_page():
     sources = [_source(), _source("RoBERTa drops NSP.", "notes.txt", None)]
-    text = Prompts().render("context.jinja", sources=sources, question="What does XLNet use?", language="Korean")
+    text = Prompts().render("context.jinja", sources=sources, question="What does XLNet use?", language="Korean",
+                            refusal="R.")
     assert "[1] 004.pdf, page 3" in text and "[2] notes.txt\n" in text
     assert "permutation language modelling" in text and "RoBERTa drops NSP." in text
     assert text.rstrip().endswith("Answer in Korean with citations like [1]:")
@@ -74,7 +87,7 @@ def test_build_messages_system_history_then_question():
     retrieval = Retrieval([_source()], best_dense=0.5)
     history = [(f"q{i}", f"a{i}") for i in range(5)]
     messages = build_messages("그것은 무엇을 사용하나요?", retrieval, "ko", history, Prompts())
-    assert messages[0]["role"] == "system" and LANGS["ko"] in messages[0]["content"]
+    assert messages[0]["role"] == "system" and LANGS["ko"] in messages[-1]["content"]
     assert [m["content"] for m in messages[1:-1]] == ["q2", "a2", "q3", "a3", "q4", "a4"]  # last 3 turns
     assert messages[-1]["role"] == "user" and "[1] 004.pdf, page 3" in messages[-1]["content"]
     assert "Korean" in messages[-1]["content"]
@@ -84,7 +97,7 @@ def test_user_folder_overrides_one_file_and_keeps_the_others(tmp_path):
     (tmp_path / "system.jinja").write_text("CUSTOM in {{ language }}: {{ refusal }}", encoding="utf-8")
     prompts = get_prompts(str(tmp_path))
     assert prompts.render("system.jinja", language="English", refusal="R.") == "CUSTOM in English: R."
-    context = prompts.render("context.jinja", sources=[_source()], question="q", language="English")
+    context = prompts.render("context.jinja", sources=[_source()], question="q", language="English", refusal="R.")
     assert "[1] 004.pdf, page 3" in context  # the packaged file
     assert prompts.refusal("zh") == LANGS["zh"]
 
