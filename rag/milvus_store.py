@@ -143,14 +143,51 @@ def _lite_locked(uri: MilvusURI) -> bool:
     return False
 
 
+# How a Milvus server says no, as pymilvus hands it on (not reproducible with Milvus Lite,
+# which has no users: tests/test_milvus_errors.py checks this mapping on the exceptions
+# themselves). A wrong or missing token: gRPC UNAUTHENTICATED ("auth check failure, please
+# check username and password are correct", "missing authorization in header"), which
+# pymilvus wraps at connect time in MilvusException(code=2, "Fail connecting to server on
+# ..., illegal connection params or server unavailable") raised *from* it, so the cause
+# decides, not the message. A valid user whose role lacks a privilege: PERMISSION_DENIED
+# ("PrivilegeInsert: permission deny to rag_reader in the `default` database").
+_AUTH_WORDS = ("auth check failure", "missing authorization", "hasn't authenticated", "unauthenticated",
+               "credential", "password", "token")
+_PRIVILEGE_WORDS = ("permission deny", "permission denied", "permission_denied")
+_AUTH_CODES = {1800}  # merr ErrNeedAuthenticate: "user hasn't authenticated"
+
+
+def _rpc_status(exc: BaseException) -> tuple[str, str]:
+    """(gRPC status name, details) of the first gRPC error in ``exc``'s cause chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code, details = getattr(current, "code", None), getattr(current, "details", None)
+        if callable(code) and callable(details):  # grpc.RpcError (a grpc.Call)
+            try:
+                return str(getattr(code(), "name", code())), str(details() or "")
+            except Exception:
+                return "", ""
+        current = current.__cause__ or current.__context__
+    return "", ""
+
+
 def _unavailable(uri: MilvusURI, exc: BaseException) -> StoreUnavailableError:
     message = str(getattr(exc, "message", "") or exc)
-    lowered = message.lower()
+    status, details = _rpc_status(exc)
+    lowered = f"{message}\n{details}".lower()
     if uri.is_lite and ("open local milvus failed" in lowered or "lock" in lowered) and _lite_locked(uri):
         return StoreUnavailableError(str(uri), "the Milvus Lite file is open in another process (Milvus Lite "
                                                "serves one process): stop it, or run a Milvus server and use "
                                                "milvus://host:port")
-    if any(word in lowered for word in ("auth", "token", "credential", "password", "permission", "denied")):
+    if status == "PERMISSION_DENIED" or any(word in lowered for word in _PRIVILEGE_WORDS):
+        what = (details or message).splitlines()[0][:200]
+        return StoreUnavailableError(str(uri), f"the engine refused this to the user of RAG_MILVUS_TOKEN ({what}): "
+                                               f"grant its role read-write on the collections to ingest (read-only "
+                                               f"is enough to ask or serve)")
+    if status == "UNAUTHENTICATED" or getattr(exc, "code", None) in _AUTH_CODES \
+            or any(word in lowered for word in _AUTH_WORDS):
         return StoreUnavailableError(str(uri), "the engine refused the token: set RAG_MILVUS_TOKEN to "
                                                "user:password or an API key valid on that server")
     if any(word in lowered for word in ("fail connecting", "unavailable", "connect", "deadline", "timeout")):
