@@ -21,7 +21,7 @@ from rag.errors import InputError, RagError
 
 from .chunking import ChunkerSettings
 from .limits import Limits
-from .run import FileReport, IngestRun, IngestSummary, discover  # noqa: F401  (the public names)
+from .run import FileReport, IngestInterrupted, IngestRun, IngestSummary, discover  # noqa: F401  (the public names)
 
 
 GIL_SWITCH_INTERVAL = 0.0002  # seconds, while an ingest runs
@@ -71,6 +71,8 @@ def ingest(
     follow_links: bool = False,
     on_wait: Callable[[str], None] | None = None,
     parse_workers: int | None = None,
+    resume: bool = True,
+    on_resume: Callable[[str], None] | None = None,
 ) -> IngestSummary:
     """Ingest files and folders into the index at ``index`` (default: $RAG_INDEX_DIR or ./.rag/index).
 
@@ -78,7 +80,13 @@ def ingest(
     ``follow_links``: also take links that lead out of a walked folder;
     ``on_wait(message)``: called once when another ingest holds the index's lock;
     ``parse_workers``: processes that parse files beside the embedding (default: by files
-    and cores, see rag.ingest.parallel; 0 parses in this process).
+    and cores, see rag.ingest.parallel; 0 parses in this process);
+    ``resume``: take back the files an interrupted run of the same ingest already embedded
+    (rag.ingest.checkpoint; False drops them and starts over); ``on_resume(message)``:
+    called once when it does ("resuming: 7 of 10 files already embedded").
+
+    Ctrl-C raises :class:`IngestInterrupted` (a KeyboardInterrupt) whose ``line`` says how
+    many files are kept for the next run.
     """
     from filelock import FileLock, Timeout
 
@@ -121,7 +129,8 @@ def ingest(
             run = IngestRun(index_path, ChunkerSettings(chunk_size, chunk_overlap, window_chars),
                             embed_model=embed_model, index_type=index_type, rebuild=rebuild,
                             prune_missing=prune_missing, progress=progress, on_file=on_file, started=started,
-                            limits=limits, follow_links=follow_links, parse_workers=parse_workers)
+                            limits=limits, follow_links=follow_links, parse_workers=parse_workers,
+                            resume=resume, on_resume=on_resume)
             return run.run(paths, include, exclude)
     finally:
         lock.release()

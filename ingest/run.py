@@ -29,6 +29,7 @@ from rag.terms import extract_terms
 from rag.types import Chunk
 from rag.text import sentence_windows
 
+from .checkpoint import Checkpoint, Checkpoints, settings_key
 from .chunking import ChunkerSettings, chunk_records, make_splitter
 from .limits import Limits
 from .loaders import LOADERS, NOT_REGULAR
@@ -67,7 +68,9 @@ class IngestSummary:
     removed: int = 0
     failed: int = 0
     skipped: int = 0
-    chunks_embedded: int = 0
+    chunks_embedded: int = 0  # by this run (not counting resumed ones)
+    files_resumed: int = 0  # files whose embedding an interrupted run had done (rag.ingest.checkpoint)
+    chunks_resumed: int = 0
     texts_embedded: int = 0  # chunks plus their sentence windows
     terms_embedded: int = 0  # new corpus terms (rag/terms.py)
     seconds: float = 0.0
@@ -85,7 +88,9 @@ class IngestSummary:
     def line(self) -> str:
         return (
             f"{self.files} files, {self.pages} pages, {self.chunks} chunks in {self.seconds:.1f} s "
-            f"({self.chunks_embedded} embedded, {self.chunks_per_s:.1f} chunks/s); "
+            f"({self.chunks_embedded} embedded, "
+            + (f"{self.chunks_resumed} resumed, " if self.files_resumed else "")
+            + f"{self.chunks_per_s:.1f} chunks/s); "
             f"added {self.added}, changed {self.changed}, unchanged {self.unchanged}, removed {self.removed}, "
             f"failed {self.failed}, skipped {self.skipped} -> {self.index}"
         )
@@ -163,24 +168,34 @@ class _EmbeddingWorker:
     their terms (pypdf and jieba are pure Python; the encoder spends its time in
     numpy, which releases the GIL).
 
-    Whatever is queued when the thread gets to it goes into one encode call: parsing
-    outpaces embedding, so after the first file the calls are large and sorted by
-    length like a bare ``model.encode`` of everything (a call per file measured ~12%
-    slower). Only this thread touches ``term_vectors`` until ``close``.
+    Whatever is queued when the thread gets to it is embedded in micro-batches of
+    ``MICRO_BATCH_CHUNKS`` chunks, in queue order and across file boundaries (a
+    folder of one-chunk notes still gets full batches). After each micro-batch
+    ``on_progress(chunks)`` is called, so a progress bar moves per chunk rather than
+    per file, and every file whose last chunk was in it is finished: its future is
+    set and, once its terms are embedded too, its ``then`` callback (a checkpoint,
+    see rag.ingest.checkpoint) runs. The fast USE forward works in batches of 4096
+    tokens whatever the call size, so micro-batches of 64 chunks (~25k tokens, ~10
+    of its batches) cost nothing measurable against one call for everything
+    (bench/ingest_progress.py). Only this thread touches ``term_vectors`` until ``close``.
     """
 
-    MAX_BATCH_CHUNKS = 2048  # keeps progress moving and memory flat on big folders
+    MAX_BATCH_CHUNKS = 2048  # taken from the queue at once: memory stays flat on big folders
+    MICRO_BATCH_CHUNKS = 64  # chunks per encode call: how often progress moves
 
-    def __init__(self, embedder, window_chars: int, term_vectors: dict[str, np.ndarray]):
+    def __init__(self, embedder, window_chars: int, term_vectors: dict[str, np.ndarray],
+                 on_progress: Callable[[int], None] | None = None):
         import queue
         import threading
 
         self.embedder = embedder
         self.window_chars = window_chars
         self.term_vectors = term_vectors
+        self.on_progress = on_progress
         self.terms_embedded = 0
         self.error: BaseException | None = None  # a failed terms-only batch, raised by the ingest
         self._closed = False
+        self._cancelled = False
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="embed", daemon=True)
         self._thread.start()
@@ -190,22 +205,25 @@ class _EmbeddingWorker:
         from concurrent.futures import Future
 
         future: Future = Future()
-        self._queue.put((chunks, future))
+        self._queue.put(_ChunkJob(chunks, future))
         return future
 
-    def add_terms(self, terms) -> None:
-        """Embed whichever of ``terms`` has no vector yet (done by ``close``)."""
-        self._queue.put((list(terms), None))
+    def add_terms(self, terms, then: Callable[[], None] | None = None) -> None:
+        """Embed whichever of ``terms`` has no vector yet; then call ``then()`` (on this
+        worker's thread). Terms queued after a file's chunks are embedded once those
+        chunks are: ``then`` sees the file's vectors and its terms' vectors done."""
+        self._queue.put(_TermsJob(list(terms), then))
 
     def close(self, cancel: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
         if cancel:
+            self._cancelled = True  # stops at the next micro-batch
             while not self._queue.empty():
                 item = self._queue.get_nowait()
-                if item is not None and item[1] is not None:
-                    item[1].cancel()
+                if isinstance(item, _ChunkJob):
+                    item.future.cancel()
         self._queue.put(None)
         if not cancel:
             self._thread.join()
@@ -216,42 +234,151 @@ class _EmbeddingWorker:
         stop = False
         while not stop:
             batch = [self._queue.get()]
-            while sum(len(item[0]) for item in batch if item and item[1]) < self.MAX_BATCH_CHUNKS:
+            while sum(len(item.chunks) for item in batch if isinstance(item, _ChunkJob)) < self.MAX_BATCH_CHUNKS:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             stop = None in batch
-            jobs = [item for item in batch if item is not None and item[1] is not None
-                    and item[1].set_running_or_notify_cancel()]
-            terms = [term for item in batch if item is not None and item[1] is None for term in item[0]]
+            items = [item for item in batch if isinstance(item, _TermsJob)
+                     or (isinstance(item, _ChunkJob) and item.future.set_running_or_notify_cancel())]
             try:
-                results = self._embed([chunks for chunks, _ in jobs], terms)
+                self._embed(items)
             except BaseException as exc:  # handed to the main thread through the futures
-                for _, future in jobs:
-                    future.set_exception(exc)
+                for item in items:
+                    if isinstance(item, _ChunkJob) and not item.future.done():
+                        item.future.set_exception(exc)
                 self.error = exc
-            else:
-                for (_, future), result in zip(jobs, results):
-                    future.set_result(result)
 
-    def _embed(self, files: list[list[Chunk]], terms: list[str]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-        chunks = [chunk for file_chunks in files for chunk in file_chunks]
-        windows = [sentence_windows(chunk.text, self.window_chars) for chunk in chunks]
-        new_terms = [t for t in dict.fromkeys(terms) if t not in self.term_vectors]
-        # one call for chunks and their windows: USE reuses a chunk's per-token work
-        # for the inside of its windows (rag/embedders/use_fast.py)
-        vectors, window_vectors = self.embedder.embed_passages_with_windows(
-            [chunk.embedding_text() for chunk in chunks], windows)
+    def _embed(self, items: list) -> None:
+        """Embed a batch of queue items in micro-batches, finishing files as their last chunk is done."""
+        jobs = [item for item in items if isinstance(item, _ChunkJob)]
+        # a terms item waits for the chunk jobs queued before it (its file's chunks)
+        waits_for: list[tuple[int, _TermsJob]] = []
+        seen_jobs = 0
+        for item in items:
+            if isinstance(item, _ChunkJob):
+                seen_jobs += 1
+            else:
+                waits_for.append((seen_jobs, item))
+        owner = [(j, i) for j, job in enumerate(jobs) for i in range(len(job.chunks))]
+        chunks = [chunk for job in jobs for chunk in job.chunks]
+        results: list[list] = [[None] * len(job.chunks) for job in jobs]
+        done_jobs = 0
+        while done_jobs < len(jobs) and not jobs[done_jobs].chunks:  # nothing to embed (never queued today)
+            jobs[done_jobs].future.set_result([])
+            done_jobs += 1
+        self._finish_terms(waits_for, done_jobs)
+        for start in range(0, len(chunks), self.MICRO_BATCH_CHUNKS):
+            if self._cancelled:
+                return
+            part = chunks[start:start + self.MICRO_BATCH_CHUNKS]
+            windows = [sentence_windows(chunk.text, self.window_chars) for chunk in part]
+            # one call for chunks and their windows: USE reuses a chunk's per-token work
+            # for the inside of its windows (rag/embedders/use_fast.py)
+            vectors, window_vectors = self.embedder.embed_passages_with_windows(
+                [chunk.embedding_text() for chunk in part], windows)
+            for (j, i), vector, windows_of in zip(owner[start:start + len(part)], vectors, window_vectors):
+                results[j][i] = (vector, windows_of)
+            last = owner[start + len(part) - 1]
+            finished = last[0] + (1 if last[1] == len(jobs[last[0]].chunks) - 1 else 0)
+            for j in range(done_jobs, finished):
+                jobs[j].future.set_result(results[j])
+                results[j] = None
+            done_jobs = max(done_jobs, finished)
+            while done_jobs < len(jobs) and not jobs[done_jobs].chunks:
+                jobs[done_jobs].future.set_result([])
+                done_jobs += 1
+            if self.on_progress is not None:
+                self.on_progress(len(part))
+            self._finish_terms(waits_for, done_jobs)
+        self._finish_terms(waits_for, len(jobs))
+
+    def _finish_terms(self, waits_for: list, done_jobs: int) -> None:
+        """Embed the terms of the items whose chunks are all done, then run their callbacks."""
+        ready = [item for after, item in waits_for if after <= done_jobs and not item.done]
+        if not ready or self._cancelled:
+            return
+        new_terms = [t for t in dict.fromkeys(t for item in ready for t in item.terms) if t not in self.term_vectors]
         if new_terms:
             self.term_vectors.update(zip(new_terms, self.embedder.embed_passages(new_terms)))
             self.terms_embedded += len(new_terms)
-        per_chunk = list(zip(vectors, window_vectors))
-        out, start = [], 0
-        for file_chunks in files:
-            out.append(per_chunk[start:start + len(file_chunks)])
-            start += len(file_chunks)
-        return out
+        for item in ready:
+            item.done = True
+            if item.then is not None:
+                item.then()
+
+
+@dataclass
+class _ChunkJob:
+    chunks: list[Chunk]
+    future: object  # concurrent.futures.Future of [(vector, window vectors)]
+
+
+@dataclass
+class _TermsJob:
+    terms: list[str]
+    then: Callable[[], None] | None = None
+    done: bool = False
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an ingest. Still a KeyboardInterrupt; its message is the one line
+    to show: how many files are embedded and kept for the next run (rag.ingest.checkpoint)."""
+
+    def __init__(self, line: str):
+        super().__init__(line)
+        self.line = line
+
+
+class _ChunkEstimate:
+    """The Embedding bar's total while files are still being read: the chunks queued
+    so far plus, for the files still to read, their bytes times the chunks per byte
+    seen so far (PDFs and text apart: a PDF byte holds far less text). Files in the
+    live version are assumed unchanged (most are, on a re-run). Exact once all are read."""
+
+    def __init__(self):
+        self.queued = 0  # chunks handed to the embedding worker
+        self._sizes: dict[str, tuple[bool, int]] = {}  # files still to read: (is a PDF, bytes)
+        self._left = {True: 0, False: 0}  # their bytes, by is-a-PDF
+        self._bytes = {True: 0, False: 0}  # of files read and chunked, by is-a-PDF
+        self._chunks = {True: 0, False: 0}
+
+    def plan(self, files: list[Path], live: dict) -> None:
+        for path in files:
+            if str(path) in live:
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            pdf = path.suffix.lower() == ".pdf"
+            self._sizes[str(path)] = (pdf, size)
+            self._left[pdf] += size
+
+    def loaded(self, path: Path, chunks: int) -> None:
+        """File ``path`` was read; ``chunks`` of it queued (0: unchanged or failed)."""
+        pdf, size = self._sizes.pop(str(path), (None, 0))
+        if pdf is None:
+            return
+        self._left[pdf] -= size
+        if chunks:
+            self._bytes[pdf] += size
+            self._chunks[pdf] += chunks
+
+    # Before the first file of a kind is read, its chunks per byte are guessed from the
+    # other kind's: a PDF byte holds about a quarter of a text byte's chunks (0.24 on
+    # the shared corpus, where the same five documents exist as .txt and .pdf).
+    PDF_PER_TEXT = 0.25
+
+    def total(self) -> int:
+        rate = {pdf: self._chunks[pdf] / self._bytes[pdf] if self._bytes[pdf] else None for pdf in (True, False)}
+        if rate[True] is None and rate[False] is not None:
+            rate[True] = rate[False] * self.PDF_PER_TEXT
+        if rate[False] is None and rate[True] is not None:
+            rate[False] = rate[True] / self.PDF_PER_TEXT
+        guess = sum(left * (rate[pdf] or 0.0) for pdf, left in self._left.items())
+        return self.queued + int(guess)
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
@@ -277,7 +404,8 @@ class IngestRun:
                  index_type: str = "auto", rebuild: bool = False, prune_missing: bool = True,
                  progress: bool = True, on_file: Callable[[FileReport], None] | None = None,
                  started: float | None = None, limits: Limits | None = None, follow_links: bool = False,
-                 parse_workers: int | None = None):
+                 parse_workers: int | None = None, resume: bool = True,
+                 on_resume: Callable[[str], None] | None = None):
         from rag.errors import EmbedderMismatchError
         from rag.store import read_previous
 
@@ -299,6 +427,8 @@ class IngestRun:
             raise EmbedderMismatchError(str(index_path), previous.embed_model, self.model_name)
         # Term vectors depend on the words only, whatever the chunking: always reusable.
         self.term_vectors: dict[str, np.ndarray] = previous.term_vectors if previous else {}
+        # the terms the live version has: a checkpoint stores the vectors of the others
+        self.live_terms = frozenset(self.term_vectors)
         if previous is not None and previous.chunker != settings.describe():
             previous = None  # other chunk sizes: every file must be chunked and embedded again
         self.previous = previous
@@ -314,6 +444,22 @@ class IngestRun:
         self.embedder = self.splitter = None
         self.worker: _EmbeddingWorker | None = None
 
+        # Resuming an interrupted ingest (rag.ingest.checkpoint): a FAISS folder only
+        # (a Milvus index switches file by file and has no folder of its own here).
+        self.on_resume = on_resume
+        self.checkpoints: Checkpoints | None = None
+        if isinstance(index_path, Path):
+            self.checkpoints = Checkpoints(index_path, settings_key(self.model_name, settings.describe(), self.limits))
+            if not resume:
+                self.checkpoints.clear()  # start over: what an interrupted run left is dropped
+        self._saver = None  # the thread that writes checkpoints, started with the embedding worker
+        self._saving = True
+        self._saved = 0  # files checkpointed by this run
+        self._embed_bar = None
+        self._bar = None  # the Loading bar
+        self._estimate = _ChunkEstimate()
+        self._resumed_embedder: dict = {}
+
     # ----------------------------------------------------------------- the steps
 
     def run(self, paths, include: list[str] | None = None, exclude: list[str] | None = None) -> IngestSummary:
@@ -321,32 +467,93 @@ class IngestRun:
         for item in early:  # paths that do not exist (failed), unsupported formats (skipped)
             self._count(item.status)
             self.report(item)
+        self._files = len(files)
+        try:
+            self._load_all(files)
+            try:
+                self.keep_unseen(roots)
+                return self.publish()
+            finally:
+                self._close_worker()
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
+        finally:
+            self._close_bar()
+
+    def _load_all(self, files: list[Path]) -> None:
+        loads = None
         try:
             # Each file's chunks are embedded on the worker thread while this thread
             # parses the next files (_EmbeddingWorker).
             # Files are parsed in worker processes a few files ahead (rag.ingest.parallel):
             # PDF parsing then runs beside embedding instead of taking turns with it.
             ordered = _quick_to_parse_first(files)
+            resumed = self._resumable(ordered)
+            todo = [path for path in ordered if str(path) not in resumed]
             previous_hashes = {key: meta["hash"] for key, meta in self.old_files.items()}
-            loads = loaded_files(ordered, previous_hashes, self.limits,
-                                 parse_workers(len(ordered), self.parse_workers))
-            bar = _progress(loads, len(files), "Loading", self.progress, "file")
+            loads = loaded_files(todo, previous_hashes, self.limits, parse_workers(len(todo), self.parse_workers))
+            self._estimate.plan(todo, self.old_files)
+            bar = _progress(ordered, len(files), "Loading", self.progress, "file")
             self._bar = bar if hasattr(bar, "set_postfix_str") else None
-            for path, loaded in bar:
+            for path in bar:
+                if str(path) in resumed:
+                    self.resume_file(path, resumed.pop(str(path)))
+                    continue
                 if self._bar is not None:  # which file, and how big: a slow one shows why
                     bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
+                loaded_path, loaded = next(loads)
+                assert loaded_path == path  # loaded_files yields in the order given
+                queued = self._estimate.queued
                 self.load_file(path, loaded)
+                self._estimate.loaded(path, self._estimate.queued - queued)
+                self._update_total()
+            if self._bar is not None:
+                self._bar.close()
         except BaseException:
+            if getattr(self, "_bar", None) is not None:
+                self._bar.close()
             self._close_worker(cancel=True)
             raise
         finally:
             if loads is not None:
                 loads.close()  # shuts the parse pool down, also on Ctrl-C
-        try:
-            self.keep_unseen(roots)
-            return self.publish()
-        finally:
-            self._close_worker()
+
+    def _resumable(self, files: list[Path]) -> dict[str, "Checkpoint"]:
+        """The files an interrupted run of this ingest already embedded, by path: their
+        checkpoint was made with these settings from the bytes the file has now."""
+        from rag.text import sha256
+
+        from .loaders import read_limited
+
+        cps = self.checkpoints
+        if cps is None or not cps.any():
+            return {}
+        cps.remove_partial()
+        dim = self.previous.dim if self.previous is not None else None
+        found = {}
+        for path in files:
+            key = str(path)
+            if not cps.has(key):
+                continue
+            try:
+                file_hash = sha256(read_limited(path, self.limits))
+            except (DocumentError, OSError):
+                continue  # it fails the same way below, with its reason
+            if key in self.old_files and self.old_files[key]["hash"] == file_hash:
+                continue  # unchanged since the live version: kept from there
+            checkpoint = cps.load(key, file_hash)
+            if checkpoint is None or checkpoint.embedder.get("name") != self.model_name:
+                continue
+            dim = dim or checkpoint.vectors.shape[1]
+            if checkpoint.vectors.shape[1] != dim:
+                continue
+            found[key] = checkpoint
+        if found:
+            for checkpoint in found.values():  # before the worker starts: it owns term_vectors then
+                self.term_vectors.update(checkpoint.term_vectors)
+            if self.on_resume is not None:
+                self.on_resume(f"resuming: {len(found)} of {len(files)} files already embedded")
+        return found
 
     def load_file(self, path: Path, loaded: Loaded | None = None) -> None:
         """Hash, load and chunk one file; reuse its previous chunks when unchanged, else
@@ -391,15 +598,36 @@ class IngestRun:
         status = "changed" if previous else "added"
         self._count(status)
         first = len(self.kept)
-        self.pending.append((first, len(chunks), self.worker.submit(chunks)))
+        future = self.worker.submit(chunks)
+        self.pending.append((first, len(chunks), future))
+        self._estimate.queued += len(chunks)
         # terms are extracted here, while the worker embeds this file's chunks
         file_terms = [extract_terms(chunk.embedding_text()) for chunk in chunks]
         self.terms_of.update(zip(range(first, first + len(chunks)), file_terms))
-        self.worker.add_terms(t for terms in file_terms for t in terms)
         self.kept.extend((chunk, None) for chunk in chunks)
-        self.files_meta[key] = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
-                                "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta = {"hash": file_hash, "chunks": len(chunks), "pages": pages,
+                "source": path.name, "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.files_meta[key] = meta
+        # once the worker has embedded the file's chunks and terms, it is saved for a resume
+        self.worker.add_terms((t for terms in file_terms for t in terms),
+                              then=lambda: self._checkpoint(key, meta, warning, chunks, file_terms, future))
         self.report(FileReport(key, status, len(chunks), pages, warning=warning))
+
+    def resume_file(self, path: Path, checkpoint: "Checkpoint") -> None:
+        """Take file ``path``'s chunks and vectors from what an interrupted run embedded."""
+        key = str(path)
+        self.seen.add(key)
+        status = "changed" if key in self.old_files else "added"
+        self._count(status)
+        first = len(self.kept)
+        self.kept.extend(zip(checkpoint.chunks, zip(checkpoint.vectors, checkpoint.windows)))
+        self.terms_of.update(zip(range(first, first + len(checkpoint.chunks)), checkpoint.terms))
+        self.files_meta[key] = checkpoint.meta
+        self._resumed_embedder = checkpoint.embedder
+        self.summary.files_resumed += 1
+        self.summary.chunks_resumed += len(checkpoint.chunks)
+        self.report(FileReport(key, status, len(checkpoint.chunks), checkpoint.meta.get("pages", 0),
+                               warning=checkpoint.warning))
 
     def keep_unseen(self, roots: list[Path]) -> None:
         """Files ingested before and not found this time: removed when they are gone
@@ -434,6 +662,7 @@ class IngestRun:
             vectors, window_blocks = self._collect_vectors()
             terms = self._term_index(vectors.shape[1])
             summary.embed_seconds = time.perf_counter() - embed_started
+            self._flush_checkpoints()  # all embedding work is on disk before the (long) write
             window_owner = window_vectors = None
             if self.settings.window_chars:
                 window_owner = np.concatenate(
@@ -445,6 +674,9 @@ class IngestRun:
                                             self.index_type, window_vectors=window_vectors,
                                             window_owner=window_owner, terms=terms)
             summary.index_type = read_manifest(self.index_path)["index_type"]
+        if self.checkpoints is not None:  # these files are live now (or failed): their checkpoints are done
+            self._flush_checkpoints()
+            self.checkpoints.finish(self.seen)
 
         summary.files = len(self.files_meta)
         summary.pages = sum(m.get("pages", 0) for m in self.files_meta.values())
@@ -477,16 +709,103 @@ class IngestRun:
 
         self.embedder = get_embedder(self.model_name)
         self.splitter = make_splitter(self.settings, self.embedder.count_tokens, self.embedder.max_tokens)
-        self.worker = _EmbeddingWorker(self.embedder, self.settings.window_chars, self.term_vectors)
+        if self.progress:
+            # chunks embedded, moved by the worker after each micro-batch; its total grows
+            # as files are chunked, with an estimate for those still to read (_ChunkEstimate)
+            self._embed_bar = _progress(None, 0, "Embedding", True, "chunk")
+        if self.checkpoints is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # its own thread: writing a file's checkpoint never holds up the encoder
+            self._saver = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+        self.worker = _EmbeddingWorker(self.embedder, self.settings.window_chars, self.term_vectors,
+                                       on_progress=self._embed_bar.update if self._embed_bar is not None else None)
 
     def _close_worker(self, cancel: bool = False) -> None:
         if self.worker is not None:
             self.worker.close(cancel=cancel)
 
+    def _update_total(self) -> None:
+        if self._embed_bar is not None:
+            self._embed_bar.total = self._estimate.total()
+            self._embed_bar.refresh()
+
+    def _close_bar(self) -> None:
+        if self._embed_bar is not None:
+            bar, self._embed_bar = self._embed_bar, None
+            bar.close()
+            if getattr(bar, "pos", 0) and getattr(bar, "fp", None) is not None:
+                # a bar below another one clears its line and moves the cursor back up
+                # without going back to the first column: what is printed next (the
+                # summary, the Ctrl-C line) would start mid-line
+                bar.fp.write("\r")
+                bar.fp.flush()
+
+    # ----------------------------------------------------------------- resuming
+
+    def _checkpoint(self, key: str, meta: dict, warning: str, chunks: list[Chunk], terms: list[list[str]],
+                    future) -> None:
+        """Called on the worker's thread once file ``key`` is embedded: hand its
+        checkpoint to the saver thread."""
+        if not self._saving or self._saver is None or not future.done() or future.cancelled():
+            return
+        if future.exception() is not None:
+            return
+        describe = self.embedder.describe()
+
+        def save() -> None:
+            if not self._saving:
+                return
+            vectors_windows = future.result()
+            file_terms = dict.fromkeys(t for ts in terms for t in ts if t not in self.live_terms)
+            try:
+                self.checkpoints.save(Checkpoint(
+                    path=key, file_hash=meta["hash"], meta=meta, chunks=chunks,
+                    vectors=np.stack([v for v, _ in vectors_windows]),
+                    windows=[w for _, w in vectors_windows], terms=terms,
+                    term_vectors={t: self.term_vectors[t] for t in file_terms if t in self.term_vectors},
+                    warning=warning, embedder=describe))
+            except OSError:
+                # a full disk or a read-only folder: the ingest goes on without checkpoints
+                # (it needs the same disk for the new version and will say so there)
+                self._saving = False
+                return
+            self._saved += 1
+
+        try:
+            self._saver.submit(save)
+        except RuntimeError:  # the saver was shut down (interrupted): nothing more is saved
+            pass
+
+    def _flush_checkpoints(self) -> None:
+        """Wait for the checkpoints handed to the saver so far to be written."""
+        if self._saver is not None:
+            self._saver.shutdown(wait=True)
+
+    def _interrupted(self) -> "IngestInterrupted":
+        """Ctrl-C: keep what is embedded, say how to go on."""
+        self._close_bar()
+        self._close_worker(cancel=True)
+        try:
+            self._flush_checkpoints()  # the files already embedded are written (milliseconds each)
+        finally:
+            self._saving = False
+        if self.checkpoints is None:
+            # Milvus: files already switched in stay; the others were not touched
+            return IngestInterrupted("interrupted: run the same command again to finish "
+                                     "(files already written are not embedded again)")
+        kept = self.summary.files_resumed + self._saved
+        return IngestInterrupted(
+            f"interrupted: {kept} of {getattr(self, '_files', kept)} files are embedded and kept; "
+            f"run the same command again to resume")
+
     def _dim(self) -> int:
         if self.embedder is not None:
             return self.embedder.dim
-        return self.previous.dim if self.previous is not None else 0
+        if self.previous is not None:
+            return self.previous.dim
+        # every file came from checkpoints: the embedder was never needed
+        return next((stored[0].shape[0] for _, stored in self.kept if stored is not None), 0)
 
     def _collect_vectors(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Every kept chunk's vector and window vectors: reused ones, then the worker's results."""
@@ -497,14 +816,11 @@ class IngestRun:
             if stored is not None:
                 vectors[i], window_blocks[i] = stored
         queued = sum(count for _, count, _ in self.pending)
-        bar = _progress(None, queued, "Embedding", self.progress, "chunk") if queued else None
+        self._update_total()  # every file is chunked: the total is exact now
         for first, count, future in self.pending:  # embedded on the worker thread during loading
             for row, (vector, windows) in enumerate(future.result(), start=first):
                 vectors[row], window_blocks[row] = vector, windows
-            if bar is not None:
-                bar.update(count)
-        if bar is not None:
-            bar.close()
+        self._close_bar()
         if self.worker is not None:
             self.worker.close()  # its last term vectors are in
             if self.worker.error is not None:
@@ -533,8 +849,12 @@ class IngestRun:
 
     def _manifest(self) -> dict:
         previous = self.previous.manifest if self.previous is not None else None
+        if self.embedder is not None:
+            embedder = self.embedder.describe()
+        else:  # nothing embedded in this run: the live version's, or the checkpoints' (same model)
+            embedder = previous["embedder"] if previous else self._resumed_embedder
         return {
-            "embedder": self.embedder.describe() if self.embedder else previous["embedder"],
+            "embedder": embedder,
             "chunker": self.settings.describe(),
             "created_at": previous.get("created_at") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "files": self.files_meta,

@@ -38,6 +38,8 @@ def main():
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
               help="Dense index: exact (flat), HNSW, or chosen by size.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--no-resume", is_flag=True,
+              help="Drop what an interrupted ingest already embedded and start over (default: resume from it).")
 @click.option("--keep-missing", is_flag=True, help="Keep chunks of files deleted from the folders.")
 @click.option("--follow-links", is_flag=True,
               help="Also ingest files that links in the folders point to outside them (default: skipped).")
@@ -51,9 +53,11 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print only failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overlap, window_chars, index_type, rebuild,
-           keep_missing, follow_links, max_file_mb, max_pages, max_chars, max_decompressed_mb, quiet, as_json):
+           no_resume, keep_missing, follow_links, max_file_mb, max_pages, max_chars, max_decompressed_mb, quiet,
+           as_json):
     """Add documents (files or folders) to the index; re-runs embed only what changed."""
     from rag.ingest.limits import Limits
+    from rag.ingest.pipeline import IngestInterrupted
     from rag.ingest.pipeline import ingest as run_ingest
 
     limits = Limits.from_config(max_file_mb=max_file_mb, max_pages=max_pages, max_chars=max_chars,
@@ -74,13 +78,22 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
             elif not quiet and not as_json and report.warning:
                 click.echo(report.line())
 
-    summary = run_ingest(
-        list(paths), index, embed_model=embed_model, include=list(include), exclude=list(exclude),
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, window_chars=window_chars,
-        index_type=index_type, rebuild=rebuild,
-        prune_missing=not keep_missing, progress=not (quiet or as_json), on_file=on_file,
-        limits=limits, follow_links=follow_links, on_wait=lambda message: click.echo(message, err=True),
-    )
+    def on_resume(message):
+        if not quiet:
+            click.echo(message, err=True)
+
+    try:
+        summary = run_ingest(
+            list(paths), index, embed_model=embed_model, include=list(include), exclude=list(exclude),
+            chunk_size=chunk_size, chunk_overlap=chunk_overlap, window_chars=window_chars,
+            index_type=index_type, rebuild=rebuild,
+            prune_missing=not keep_missing, progress=not (quiet or as_json), on_file=on_file,
+            limits=limits, follow_links=follow_links, on_wait=lambda message: click.echo(message, err=True),
+            resume=not no_resume, on_resume=on_resume,
+        )
+    except IngestInterrupted as exc:  # Ctrl-C: one line, how many files are kept and how to go on
+        click.echo(exc.line, err=True)
+        sys.exit(130)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     elif not quiet:
