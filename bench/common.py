@@ -255,3 +255,19 @@ def rss_mib() -> float | None:
         return psutil.Process().memory_info().rss / 2**20
     except ImportError:
         return None
+
+
+def txt_index(given: str | None, prefix: str, log: Callable[[str], None] | None = None) -> tuple[Path, Path | None]:
+    """(an index of ../shared/corpus/txt, the temporary folder to delete afterwards or None):
+    ``given`` (a bench's --index) when set, else one built now in a new temporary folder."""
+    if given:
+        return Path(given), None
+    import tempfile
+
+    from rag.ingest.pipeline import ingest
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    summary = ingest(corpus_files("txt"), workdir / "index", rebuild=True, progress=False)
+    if log:
+        log(f"index of {summary.files} txt files, {summary.chunks} chunks built in {summary.seconds:.1f}s")
+    return workdir / "index", workdir

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,15 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     questions = [q for q in common.read_questions() if q.get("answerable", True) and q.get("evidence")]
     if args.quick:
         questions = questions[::3]
-    workdir = None
-    if args.index:
-        index_dir = Path(args.index)
-    else:
-        from rag.ingest.pipeline import ingest
-
-        workdir = Path(tempfile.mkdtemp(prefix="rag-bench-budget-"))
-        index_dir = workdir / "index"
-        ingest(common.corpus_files("txt"), index_dir, rebuild=True, progress=False)
+    index_dir, workdir = common.txt_index(args.index, "rag-bench-budget-")
     try:
         index = open_index(index_dir)
         embedder = get_embedder(index.embed_model)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,16 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.settings import RetrievalSettings
     from rag.store import open_index
 
-    workdir = None
-    if args.index:
-        index_dir = Path(args.index)
-    else:
-        from rag.ingest.pipeline import ingest
-
-        workdir = Path(tempfile.mkdtemp(prefix="rag-bench-followups-"))
-        index_dir = workdir / "index"
-        summary = ingest(common.corpus_files("txt"), index_dir, rebuild=True, progress=False)
-        log(f"index of {summary.files} txt files, {summary.chunks} chunks built in {summary.seconds:.1f}s")
+    index_dir, workdir = common.txt_index(args.index, "rag-bench-followups-", log)
     try:
         index = open_index(index_dir)
         settings = RetrievalSettings()

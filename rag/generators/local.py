@@ -98,8 +98,8 @@ class LocalGenerator(Generator):
     # and question fit, ~200 of them for the excerpts once the five headers (~85 tokens with
     # this corpus' file names), the question and the refusal sentence are counted.
     # python bench/context_budget.py over the 70 answerable dev + extra questions: 160 tokens
-    # for the best source and 15 for each of the other four cost 202 tokens p50 and show the
-    # evidence for 0.31 of them (220:20: 269 tokens, 0.36; 300:30: 370, 0.39; 500:30: 492,
+    # for the best source and 15 for each of the other four cost 193 tokens p50 and show the
+    # evidence for 0.31 of them (220:20: 260 tokens, 0.36; 300:30: 368, 0.39; 500:30: 491,
     # 0.54; whole chunks: 2,364 tokens, 0.90). The bundled 135M model answers few questions
     # whatever it is shown (README "Default generator"), so the budget follows the time to
     # first token; a larger model (--model) on a faster machine wants a larger one: it is the
