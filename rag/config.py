@@ -10,7 +10,7 @@ This is the only module that reads the environment: everything else asks it.
 | embedder threads     | RAG_EMBED_THREADS       | 1                               |
 | embedder workers     | RAG_EMBED_WORKERS       | cores, at most 8 (fast USE path)|
 | reference USE forward| RAG_EMBED_REFERENCE     | 0 (1: the package's own forward)|
-| local LLM threads    | RAG_LLM_THREADS         | half the cores, 1 to 8          |
+| local LLM threads    | RAG_LLM_THREADS         | one per physical core, 1 to 8   |
 | follow-up rewriting  | RAG_CONDENSE            | auto (heuristic / llm)          |
 | generator            | RAG_GENERATOR           | openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else DEFAULT_GENERATOR |
 | generator model      | RAG_MODEL               | per generator                   |
@@ -27,6 +27,7 @@ This is the only module that reads the environment: everything else asks it.
 | ingest: PDF pages    | RAG_MAX_PAGES           | 5000                            |
 | ingest: characters   | RAG_MAX_CHARS           | 10000000 (per file)             |
 | ingest: decompressed | RAG_MAX_DECOMPRESSED_MB | 75 (per PDF stream)             |
+| OpenMP spin (set)    | GOMP_SPINCOUNT          | 10000 unless set (see below)    |
 """
 
 from __future__ import annotations
