@@ -32,6 +32,10 @@ fresh ``gen``, then switches the file's meta row to that gen (one upsert), then 
 the rows of the old gen. Readers only ever search and fetch ``gen in [live gens]``, so
 a file is wholly old or wholly new to them, and the rows of an ingest killed before
 its switch are invisible (and removed by a later ingest once they are an hour old).
+
+Opening: a reader builds its snapshot (chunk text, client-side BM25) once per index
+version and keeps it on local disk under that version ("reader cache" below); the next
+reader of the same version reads it instead of fetching every chunk again.
 """
 
 from __future__ import annotations
