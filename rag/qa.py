@@ -251,6 +251,12 @@ class QA:
         settings, _ = self._settings(retrieval, None, options)
         return search(self.index, check_question(question), settings)
 
+    def warm_up(self) -> None:
+        """Load the index and the embedder and run one search in each script's path, so
+        the first real question is as fast as the rest: the Chinese word segmenter
+        (jieba) alone builds its dictionary for ~1 s on the first Chinese question."""
+        self.search("warm-up 预热问题 준비 질문 domanda di prova", k=1)
+
     def retrieve(self, question: str, *, retrieval: RetrievalSettings | dict | None = None,
                  **options) -> list[Source]:
         """The chunks that best answer ``question``, best first."""

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from .lexical import STOPWORDS, LexicalIndex
-from .vectors import build_faiss, choose_index_type
+from .vectors import build_faiss, choose_index_type, search_few
 
 # A neighbour counts when its cosine with the question term reaches this; each
 # question term takes at most EXPANSION_NEIGHBORS of them. A sweep over the 70
@@ -170,8 +170,7 @@ class TermIndex:
         """For each query-term vector, its corpus neighbours as (BM25 token id, similarity)."""
         if not len(self.vocab) or not len(vectors):
             return [[] for _ in range(len(vectors))]
-        sims, ids = self._neighbour_index().search(np.ascontiguousarray(vectors, dtype=np.float32),
-                                                   min(EXPANSION_NEIGHBORS, len(self.vocab)))
+        sims, ids = search_few(self._neighbour_index(), vectors, min(EXPANSION_NEIGHBORS, len(self.vocab)))
         return [[(int(i) + 1, float(s)) for i, s in zip(row_ids, row_sims)
                  if i >= 0 and s >= EXPANSION_MIN_SIMILARITY]
                 for row_ids, row_sims in zip(ids, sims)]

@@ -62,13 +62,21 @@ def search_one(index, query_vector: np.ndarray, k: int) -> np.ndarray:
     k = min(k, index.ntotal)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
+    _, ids = search_few(index, np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k)
+    return ids[0][ids[0] >= 0].astype(np.int64)
+
+
+def search_few(index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` for the few vectors of one question (itself, its words) on one
+    OpenMP thread: that little work is not worth splitting, and a second thread waiting
+    for a busy core made exact search 5-30x slower (bench/scaling.py); the question's
+    5 words against 3,747 corpus terms took 8.2 ms on 2 threads, 1.1 ms on one, with
+    other work on the machine. The setting is the calling thread's own (OpenMP keeps it
+    per thread), so an ingest's index building elsewhere keeps its threads."""
     import faiss
 
-    # One query is too little work to split: a second thread waiting for a busy
-    # core made exact search 5-30x slower (bench/scaling.py).
     faiss.omp_set_num_threads(1)
-    _, ids = index.search(np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k)
-    return ids[0][ids[0] >= 0].astype(np.int64)
+    return index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
 
 
 def read_faiss(path) -> object:
@@ -83,5 +91,5 @@ def write_faiss(index, path) -> None:
     faiss.write_index(index, str(path))
 
 
-__all__ = ["choose_index_type", "build_faiss", "search_one", "read_faiss", "write_faiss", "INDEX_TYPES",
+__all__ = ["choose_index_type", "build_faiss", "search_one", "search_few", "read_faiss", "write_faiss", "INDEX_TYPES",
            "HNSW_AUTO_THRESHOLD", "HNSW_M", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH"]

@@ -109,9 +109,22 @@ def ui_command(index, docs, host, port, share, auth, generator, model, embed_mod
         summary = ingest([docs], index, embed_model=embed_model, progress=True, on_file=on_file)
         click.echo(summary.line())
 
+    import threading
+
+    from rag.qa import QA
     from rag.ui.app import create_app, launch
 
-    app = create_app(index=index, docs_dir=docs, upload_dir=upload_dir, feedback_path=feedback_path,
+    qa = QA(index, config.generator_name(generator), model, retrieval=retrieval, generation=generation,
+            embed_model=embed_model)
+
+    def warm_up() -> None:
+        try:
+            qa.warm_up()  # index, embedder, word segmenter: loaded while the page opens
+        except Exception:  # nothing indexed yet, or broken: the first question says so in one line
+            pass
+
+    threading.Thread(target=warm_up, daemon=True, name="warm-up").start()
+    app = create_app(qa=qa, index=index, docs_dir=docs, upload_dir=upload_dir, feedback_path=feedback_path,
                      generator=generator, model=model, embed_model=embed_model, max_upload_mb=max_upload_mb,
                      retrieval=retrieval, generation=generation, concurrency_limit=concurrency)
     _, local_url, share_url = launch(app, host=host, port=port or None, share=share, prevent_thread_lock=True,

@@ -144,7 +144,7 @@ class Server:
         try:
             for collection in self.collections:
                 if collection.has_index:
-                    collection.qa.retrieve("warm-up", k=1)
+                    collection.qa.warm_up()
             collection_qa = next(iter(self.collections)).qa if self.collections.names() else None
             if collection_qa is not None:
                 collection_qa.generator_for()
