@@ -169,19 +169,22 @@ class _EmbeddingWorker:
     numpy, which releases the GIL).
 
     Whatever is queued when the thread gets to it is embedded in micro-batches of
-    ``MICRO_BATCH_CHUNKS`` chunks, in queue order and across file boundaries (a
-    folder of one-chunk notes still gets full batches). After each micro-batch
+    ``MICRO_BATCH_CHUNKS`` chunks per forward thread of the embedder, in queue order
+    and across file boundaries (a folder of one-chunk notes still gets full
+    batches). After each micro-batch
     ``on_progress(chunks)`` is called, so a progress bar moves per chunk rather than
     per file, and every file whose last chunk was in it is finished: its future is
     set and, once its terms are embedded too, its ``then`` callback (a checkpoint,
     see rag.ingest.checkpoint) runs. The fast USE forward works in batches of 4096
-    tokens whatever the call size, so micro-batches of 64 chunks (~25k tokens, ~10
-    of its batches) cost nothing measurable against one call for everything
-    (bench/ingest_progress.py). Only this thread touches ``term_vectors`` until ``close``.
+    tokens whatever the call size and spreads them over its threads; a call's last
+    batches leave threads idle, so a call needs enough of them per thread. With 2
+    threads, the corpus' 285 chunks embedded in calls of 128 took 3.38 s (best of 5),
+    in one call 3.35 s, in calls of 64 3.72 s: 64 chunks (~10 of its batches) per
+    thread. Only this thread touches ``term_vectors`` until ``close``.
     """
 
     MAX_BATCH_CHUNKS = 2048  # taken from the queue at once: memory stays flat on big folders
-    MICRO_BATCH_CHUNKS = 64  # chunks per encode call: how often progress moves
+    MICRO_BATCH_CHUNKS = 64  # chunks per encode call and forward thread: how often progress moves
 
     def __init__(self, embedder, window_chars: int, term_vectors: dict[str, np.ndarray],
                  on_progress: Callable[[int], None] | None = None):
@@ -192,6 +195,7 @@ class _EmbeddingWorker:
         self.window_chars = window_chars
         self.term_vectors = term_vectors
         self.on_progress = on_progress
+        self.micro_batch = self.MICRO_BATCH_CHUNKS * max(1, int(getattr(embedder, "workers", 1) or 1))
         self.terms_embedded = 0
         self.error: BaseException | None = None  # a failed terms-only batch, raised by the ingest
         self._closed = False
@@ -269,10 +273,10 @@ class _EmbeddingWorker:
             jobs[done_jobs].future.set_result([])
             done_jobs += 1
         self._finish_terms(waits_for, done_jobs)
-        for start in range(0, len(chunks), self.MICRO_BATCH_CHUNKS):
+        for start in range(0, len(chunks), self.micro_batch):
             if self._cancelled:
                 return
-            part = chunks[start:start + self.MICRO_BATCH_CHUNKS]
+            part = chunks[start:start + self.micro_batch]
             windows = [sentence_windows(chunk.text, self.window_chars) for chunk in part]
             # one call for chunks and their windows: USE reuses a chunk's per-token work
             # for the inside of its windows (rag/embedders/use_fast.py)

@@ -39,9 +39,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # so that the interrupted ingest has a live version it must leave alone.
 FIRST = "000_bf1f6216752f7de1.txt"
 
+# Micro-batches of 8 chunks: the four files still to embed (119 chunks) finish one after
+# another, so that the kill falls between two of them (by default they would be embedded
+# in one or two calls and finish together).
 KILLABLE_INGEST = """
 import sys
 from rag.ingest.pipeline import ingest
+from rag.ingest.run import _EmbeddingWorker
+_EmbeddingWorker.MICRO_BATCH_CHUNKS = 8
 ingest([sys.argv[1]], sys.argv[2], progress=False, on_file=lambda r: print(r.line(), flush=True))
 """
 
@@ -286,7 +291,8 @@ def test_the_embedding_worker_reports_progress_per_micro_batch_across_files(tmp_
         worker.add_terms([f"term{n}"], then=lambda n=n: finished.append((n, futures[n].done())))
     worker.close()
 
-    size = _EmbeddingWorker.MICRO_BATCH_CHUNKS
+    size = worker.micro_batch
+    assert size == _EmbeddingWorker.MICRO_BATCH_CHUNKS  # the hash embedder has one forward thread
     assert sum(steps) == 180 and max(steps) <= size and len(steps) >= 180 // size
     assert [len(f.result()) for f in futures] == [50, 100, 30]
     assert finished == [(0, True), (1, True), (2, True)]  # each file's callback after its vectors
