@@ -100,7 +100,7 @@ class Checkpoints:
         if not file.is_file():
             return None
         try:
-            checkpoint = _read(file)
+            checkpoint = _read(file, self.key)
         except Exception:  # truncated or garbled (zip CRC, shapes, JSON): embed the file again
             file.unlink(missing_ok=True)
             return None
@@ -173,13 +173,13 @@ def _write(file: Path, cp: Checkpoint, key: str) -> None:
         )
 
 
-def _read(file: Path) -> Checkpoint:
+def _read(file: Path, key: str) -> Checkpoint:
     with np.load(file, allow_pickle=False) as data:
         meta = json.loads(data["meta"].tobytes().decode("utf-8"))
         vectors, windows = data["vectors"], data["windows"]
         counts, term_vectors = data["window_counts"], data["term_vectors"]
-    if meta.get("format") != FORMAT:
-        raise ValueError("another checkpoint format")
+    if meta.get("format") != FORMAT or meta.get("settings") != key:
+        raise ValueError("another checkpoint format, or made with other settings")
     chunks = [Chunk(**c) for c in meta["chunks"]]
     n, dim = len(chunks), vectors.shape[1]
     consistent = (
