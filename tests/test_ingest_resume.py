@@ -310,3 +310,23 @@ def test_quiet_shows_no_bar_and_json_prints_only_the_summary(tmp_path):
     assert as_json.exit_code == 0 and as_json.stderr == ""
     assert json.loads(as_json.stdout)["chunks_embedded"] > 0
     assert "Embedding: 100%" in shown.output and "chunk/s" in shown.output
+
+
+def test_the_embedding_total_is_estimated_from_the_bytes_still_to_read(tmp_path):
+    from rag.ingest.run import _ChunkEstimate
+
+    sizes = {"a.txt": 1000, "b.txt": 2000, "c.pdf": 4000, "live.txt": 9000}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+    estimate = _ChunkEstimate()
+    estimate.plan([tmp_path / name for name in sizes], live={str(tmp_path / "live.txt"): {}})  # likely unchanged
+
+    estimate.queued = 10
+    estimate.loaded(tmp_path / "a.txt", 10)  # 0.01 chunks per text byte; a PDF byte a quarter of that
+    assert estimate.total() == 10 + 2000 * 0.01 + 4000 * 0.01 * 0.25
+    estimate.queued = 30
+    estimate.loaded(tmp_path / "b.txt", 20)
+    assert estimate.total() == 30 + 10
+    estimate.queued = 36
+    estimate.loaded(tmp_path / "c.pdf", 6)
+    assert estimate.total() == 36  # everything read: exact
