@@ -218,18 +218,19 @@ class _EmbeddingWorker:
         chunks are: ``then`` sees the file's vectors and its terms' vectors done."""
         self._queue.put(_TermsJob(list(terms), then))
 
-    def close(self, cancel: bool = False) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if cancel:
-            self._cancelled = True  # stops at the next micro-batch
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
-                if isinstance(item, _ChunkJob):
-                    item.future.cancel()
-        self._queue.put(None)
-        if not cancel:
+    def close(self, cancel: bool = False, wait: bool | None = None) -> None:
+        """Finish what is queued (``cancel``: stop after the micro-batch being embedded);
+        ``wait`` (default: unless cancelling) for the thread to end."""
+        if not self._closed:
+            self._closed = True
+            if cancel:
+                self._cancelled = True  # stops at the next micro-batch
+                while not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if isinstance(item, _ChunkJob):
+                        item.future.cancel()
+            self._queue.put(None)
+        if wait if wait is not None else not cancel:
             self._thread.join()
 
     def _run(self) -> None:
@@ -474,15 +475,17 @@ class IngestRun:
         self._files = len(files)
         try:
             self._load_all(files)
-            try:
-                self.keep_unseen(roots)
-                return self.publish()
-            finally:
-                self._close_worker()
-        except KeyboardInterrupt:
+            self.keep_unseen(roots)
+            summary = self.publish()
+        except KeyboardInterrupt:  # Ctrl-C answers within a micro-batch, see _interrupted
             raise self._interrupted() from None
+        except BaseException:
+            self._close_worker(cancel=True, wait=True)
+            raise
         finally:
             self._close_bar()
+        self._close_worker()  # done already when anything was embedded (_collect_vectors)
+        return summary
 
     def _load_all(self, files: list[Path]) -> None:
         loads = None
@@ -725,9 +728,9 @@ class IngestRun:
         self.worker = _EmbeddingWorker(self.embedder, self.settings.window_chars, self.term_vectors,
                                        on_progress=self._embed_bar.update if self._embed_bar is not None else None)
 
-    def _close_worker(self, cancel: bool = False) -> None:
+    def _close_worker(self, cancel: bool = False, wait: bool | None = None) -> None:
         if self.worker is not None:
-            self.worker.close(cancel=cancel)
+            self.worker.close(cancel=cancel, wait=wait)
 
     def _update_total(self) -> None:
         if self._embed_bar is not None:
@@ -789,7 +792,10 @@ class IngestRun:
     def _interrupted(self) -> "IngestInterrupted":
         """Ctrl-C: keep what is embedded, say how to go on."""
         self._close_bar()
-        self._close_worker(cancel=True)
+        # The worker stops after the micro-batch it is embedding (a second or two); an
+        # interpreter that exits while it is still inside the encoder aborts
+        # ("terminate called without an active exception") instead of exiting 130.
+        self._close_worker(cancel=True, wait=True)
         try:
             self._flush_checkpoints()  # the files already embedded are written (milliseconds each)
         finally:

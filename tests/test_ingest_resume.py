@@ -146,8 +146,8 @@ def test_ctrl_c_says_in_one_line_that_the_ingest_can_be_resumed(corpus_dir, tmp_
         proc.wait(timeout=30)
     output = err.read_text(errors="replace")
 
-    assert proc.returncode == 130, output[-2000:]
-    assert "Traceback" not in output
+    assert proc.returncode == 130, output[-2000:]  # not an abort of the encoder's threads at exit
+    assert "Traceback" not in output and "terminate called" not in output
     kept = len(checkpoints(index))
     # the progress bars go to stderr too (they clear their lines with spaces and cursor moves)
     lines = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).strip() for line in re.split(r"[\r\n]", output)]
