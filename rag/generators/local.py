@@ -91,22 +91,23 @@ class LocalGenerator(Generator):
     # Context given to the model: the best window of each chunk (centred on the sentence window
     # that matched the question), cut to a budget of the model's own tokens, the largest share
     # to the best source, where the answer most often is. The budget is set by the time to first
-    # token (issue: <= 1.5 s p50 with 5 sources on 2 cores): llama.cpp reads ~130 prompt tokens
-    # per second of this model on one AVX2 core, ~260 on two (Q8_0; Q4_0 and F16 within 8%), and
-    # the system prompt is read once per process (it is the same for every question and
-    # llama.cpp reuses the matching prefix of its KV cache), so ~390 tokens of excerpts, headers
-    # and question fit, ~200 of them for the excerpts once the five headers (~85 tokens with
-    # this corpus' file names), the question and the refusal sentence are counted.
-    # python bench/context_budget.py over the 70 answerable dev + extra questions: 160 tokens
-    # for the best source and 15 for each of the other four cost 193 tokens p50 and show the
-    # evidence for 0.31 of them (220:20: 260 tokens, 0.36; 300:30: 368, 0.39; 500:30: 491,
+    # token (issue: <= 1.5 s p50 with 5 sources on 2 cores): llama.cpp reads ~250 prompt tokens
+    # per second of this model on two AVX2 cores (Q8_0; Q4_0 and F16 within 8%), and the system
+    # prompt is read once per process (it is the same for every question and llama.cpp reuses
+    # the matching prefix of its KV cache), so ~370 new tokens fit per question. The five
+    # headers (~85 tokens with this corpus' file names), the question and the refusal sentence
+    # take ~200 of them (python bench/query.py --local: 400-460 new tokens and a first token in
+    # 1.6-2.3 s with 160 + 4x15 tokens of excerpts), which leaves ~150 for the excerpts.
+    # python bench/context_budget.py over the 70 answerable dev + extra questions: 120 tokens
+    # for the best source and 10 for each of the other four cost 141 tokens p50 and show the
+    # evidence for 0.30 of them (160:15: 193 tokens, 0.31; 300:30: 368, 0.39; 500:30: 491,
     # 0.54; whole chunks: 2,364 tokens, 0.90). The bundled 135M model answers few questions
     # whatever it is shown (README "Default generator"), so the budget follows the time to
     # first token; a larger model (--model) on a faster machine wants a larger one: it is the
     # generator's `context_first` / `context_tokens`.
     context_chars = 600
-    context_tokens = 15
-    context_first = (160, 1000)  # tokens, characters of the best source
+    context_tokens = 10
+    context_first = (120, 800)  # tokens, characters of the best source
 
     def __init__(self, model: str | None = None, *, threads: int | None = None, n_ctx: int = N_CTX):
         self.model = model or DEFAULT_MODEL
