@@ -13,6 +13,17 @@ from pathlib import Path
 
 from fpdf import FPDF
 
+# Documents shared by the UI tests and their Milvus twins: a two-page PDF guide and a
+# Chinese text whose facts are asked about in other languages.
+LOCK_PAGES = [
+    "Orion Bicycle Lock, setup guide. Chapter one introduces the lock and its parts: the steel shackle, "
+    "the key cylinder and the mounting bracket.",
+    "Resetting the combination: hold the reset button for five seconds, turn the dials to the new code, "
+    "then release the button. The default factory code is 4-7-1-9.",
+]
+LIBRARY_ZH = ("城东图书馆开放时间：周一至周五上午九点到晚上八点，周末上午十点到下午五点。"
+              "借书证可以在服务台免费办理，每次最多借十本书，借期为三十天。")
+
 
 def _build(pages: list[str]) -> FPDF:
     pdf = FPDF()

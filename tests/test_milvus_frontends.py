@@ -22,7 +22,7 @@ import yaml
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import rag  # noqa: E402
-from helpers_pdf import make_pdf  # noqa: E402
+from helpers_pdf import LIBRARY_ZH, LOCK_PAGES, make_pdf  # noqa: E402
 from rag import milvus_store  # noqa: E402
 from rag.prompts import PROMPTS_DIR  # noqa: E402
 from rag.store import read_manifest  # noqa: E402
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="pymilvus or milvus-lite not installed: pip install 'rag-docs[milvus]'")
 
 REFUSAL = yaml.safe_load((PROMPTS_DIR / "messages.yaml").read_text(encoding="utf-8"))["refusal"]
-LOCK_PAGES = [
-    "Orion Bicycle Lock, setup guide. Chapter one introduces the lock and its parts: the steel shackle, "
-    "the key cylinder and the mounting bracket.",
-    "Resetting the combination: hold the reset button for five seconds, turn the dials to the new code, "
-    "then release the button. The default factory code is 4-7-1-9.",
-]
-LIBRARY_ZH = ("城东图书馆开放时间：周一至周五上午九点到晚上八点，周末上午十点到下午五点。"
-              "借书证可以在服务台免费办理，每次最多借十本书，借期为三十天。")
 FERRY = ("Harbour ferry timetable. The night ferry to Stonehaven leaves pier 3 at 23:40 every Friday; "
          "tickets are sold on board only.")
 

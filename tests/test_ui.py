@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import rag  # noqa: E402
 from rag.settings import GenerationSettings, RetrievalSettings  # noqa: E402
-from helpers_pdf import make_pdf, make_truncated_pdf  # noqa: E402
+from helpers_pdf import LIBRARY_ZH, LOCK_PAGES, make_pdf, make_truncated_pdf  # noqa: E402
 from rag.ui.feedback import append_feedback, default_feedback_path, feedback_record, read_feedback, vote_name  # noqa: E402
 from rag.ui.uploads import (  # noqa: E402
     destination_for,
@@ -24,14 +24,6 @@ from rag.ui.uploads import (  # noqa: E402
     save_uploads,
 )
 
-LOCK_PAGES = [
-    "Orion Bicycle Lock, setup guide. Chapter one introduces the lock and its parts: the steel shackle, "
-    "the key cylinder and the mounting bracket.",
-    "Resetting the combination: hold the reset button for five seconds, turn the dials to the new code, "
-    "then release the button. The default factory code is 4-7-1-9.",
-]
-LIBRARY_ZH = ("城东图书馆开放时间：周一至周五上午九点到晚上八点，周末上午十点到下午五点。"
-              "借书证可以在服务台免费办理，每次最多借十本书，借期为三十天。")
 
 
 class RecordingAsk:
