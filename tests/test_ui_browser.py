@@ -35,7 +35,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 import rag  # noqa: E402
-from helpers_pdf import make_pdf, make_truncated_pdf  # noqa: E402
+from helpers_pdf import LOCK_PAGES, make_pdf, make_truncated_pdf  # noqa: E402
 from rag import config  # noqa: E402
 from rag.text import cited_numbers  # noqa: E402
 from rag.generators import Generator, generator_names, get_generator, register_generator, unregister_generator  # noqa: E402
@@ -43,12 +43,6 @@ from rag.generators import Generator, generator_names, get_generator, register_g
 SHOTS = Path("/tmp/ui_shots")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-LOCK_PAGES = [
-    "Orion Bicycle Lock, setup guide. Chapter one introduces the lock and its parts: the steel shackle, "
-    "the key cylinder and the mounting bracket.",
-    "Resetting the combination: hold the reset button for five seconds, turn the dials to the new code, "
-    "then release the button. The default factory code is 4-7-1-9.",
-]
 TIMEOUT_MS = 30_000
 SLOW = "slow-test"
 BOT = "#rag-chatbot [data-testid='bot']"
