@@ -114,49 +114,67 @@ def _ignore_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def unchanged(path: Path, previous_hash: str | None, limits: Limits) -> Loaded | None:
+    """``Loaded(file_hash)`` when the file still hashes to ``previous_hash``, else None
+    (it is new, changed or unreadable: ``read_and_parse`` parses it or says why)."""
+    if previous_hash is None:
+        return None
+    try:
+        file_hash = sha256(read_limited(path, limits))
+    except (DocumentError, OSError):
+        return None
+    return Loaded(file_hash) if file_hash == previous_hash else None
+
+
 def loaded_files(files: list[Path], previous_hashes: dict[str, str], limits: Limits,
                  workers: int) -> Iterator[tuple[Path, Loaded]]:
     """(path, Loaded) for each file, in the order given.
 
-    With ``workers`` > 0 the files are parsed in that many spawned processes, a few files
-    ahead of the caller (memory stays bounded); the first file is parsed here while the
-    workers start. A pool that breaks (a worker killed, out of memory) does not fail the
-    ingest: the remaining files are parsed here. The pool is shut down when the caller
-    stops early (Ctrl-C, an error): the generator's ``close``.
+    Files that still have their previous hash are told apart here first (hashing is
+    cheap; starting worker processes for a re-ingest that changes nothing cost more
+    than the whole rest of it). With ``workers`` > 0 and at least two files to parse,
+    those are parsed in that many spawned processes, a few files ahead of the caller
+    (memory stays bounded); the first one is parsed here while the workers start. A
+    pool that breaks (a worker killed, out of memory) does not fail the ingest: the
+    remaining files are parsed here. The pool is shut down when the caller stops early
+    (Ctrl-C, an error): the generator's ``close``.
     """
     def here(path: Path) -> Loaded:
         return read_and_parse(path, previous_hashes.get(str(path)), limits)
 
-    if workers <= 0 or len(files) < 2:
+    known = {path: unchanged(path, previous_hashes.get(str(path)), limits) for path in files}
+    to_parse = [path for path in files if known[path] is None]
+    if workers <= 0 or len(to_parse) < 2:
         for path in files:
-            yield path, here(path)
+            yield path, known[path] or here(path)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=_Context(), initializer=_ignore_interrupt)
-    ahead: deque = deque()
-    rest = iter(files[1:])
+    pool = ProcessPoolExecutor(min(workers, len(to_parse) - 1), mp_context=_Context(),
+                               initializer=_ignore_interrupt)
+    ahead: dict[Path, object] = {}
+    queue = deque(to_parse[1:])  # the first is parsed here while the workers start
     broken = False
 
     def refill() -> None:
-        while not broken and len(ahead) < 2 * workers:
-            path = next(rest, None)
-            if path is None:
-                return
-            ahead.append((path, pool.submit(read_and_parse, str(path), previous_hashes.get(str(path)), limits)))
+        while not broken and queue and len(ahead) < 2 * workers:
+            path = queue.popleft()
+            ahead[path] = pool.submit(read_and_parse, str(path), previous_hashes.get(str(path)), limits)
 
     try:
-        refill()  # the workers start while the first file is parsed here
-        yield files[0], here(files[0])
-        while ahead:
-            path, future = ahead.popleft()
-            try:
-                loaded = future.result()
-            except Exception:  # the pool broke (a worker died): parse here from now on
-                broken = True
+        refill()
+        for path in files:
+            if known[path] is not None:
+                yield path, known[path]
+                continue
+            future = ahead.pop(path, None)
+            if future is None:  # the first file, or the pool broke
                 loaded = here(path)
+            else:
+                try:
+                    loaded = future.result()
+                except Exception:  # the pool broke (a worker died): parse here from now on
+                    broken = True
+                    loaded = here(path)
             yield path, loaded
             refill()
-        if broken:
-            for path in rest:
-                yield path, here(path)
     finally:
         pool.shutdown(wait=not broken and not ahead, cancel_futures=True)

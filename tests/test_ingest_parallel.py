@@ -103,3 +103,24 @@ def test_workers_only_where_they_pay():
     assert parse_workers(1) == 0  # one file: starting a process costs more than it saves
     assert parse_workers(10, requested=0) == 0
     assert parse_workers(3, requested=8) == 3
+
+
+def test_a_re_ingest_starts_workers_only_for_the_files_that_changed(tmp_path, monkeypatch):
+    import rag.ingest.parallel as parallel
+
+    docs = _docs(tmp_path / "docs")
+    first = ingest([docs], tmp_path / "index", embed_model="hash", progress=False, parse_workers=2)
+    assert first.ok and first.added == 6
+
+    started = []
+    real_pool = parallel.ProcessPoolExecutor
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor",
+                        lambda workers, **kw: started.append(workers) or real_pool(workers, **kw))
+    again = ingest([docs], tmp_path / "index", embed_model="hash", progress=False, parse_workers=2)
+    assert again.ok and again.chunks_embedded == 0 and started == []  # nothing changed: no process
+
+    (docs / "en.txt").write_text(SAMPLES["en.txt"] + " Returns are accepted within 30 days.", encoding="utf-8")
+    (docs / "it.md").write_text(SAMPLES["it.md"] + " I resi sono accettati entro 30 giorni.", encoding="utf-8")
+    changed = ingest([docs], tmp_path / "index", embed_model="hash", progress=False, parse_workers=2)
+    assert changed.ok and started == [1]  # two files to parse: one here, one in a worker
+    assert any("30 days" in chunk[4] for chunk in _chunks(tmp_path / "index"))

@@ -131,33 +131,43 @@ class FastUSE:
         n_rows = n_tokens if every else len(need)
         rows_of, x_table, products, sentinel = self._id_tables(uniq, emb, cached)
         token_rows = rows_of[inv]
+        # Big batches reuse this thread's scratch arrays: fresh ones would be mapped
+        # and faulted in page by page for every micro-batch (glibc's mmap threshold
+        # is pinned, see _pin_mmap_threshold): ~500k page faults and 2-3 s of system
+        # time per corpus ingest, measured. Small calls (a question) allocate.
+        scratch = _scratch(self._local) if cached else _Scratch()
 
-        feats = np.empty((n_rows, FEAT_DIM), dtype=np.float32)
-        np.take(emb, inv if every else inv[need], axis=0, out=feats[:, :EMB_DIM])
+        feats = scratch.get("feats", (n_rows, FEAT_DIM))
+        np.take(emb, inv if every else inv[need], axis=0, out=feats[:, :EMB_DIM], mode="clip")
         idx = _window_index(starts, lens, n_tokens)
         slot_of = np.append(token_rows, sentinel)  # the padding position -> an all-zero product row
-        residual = np.take(x_table, token_rows, axis=0)
-        buf = np.empty((n_tokens + 1, CNN_DIM), dtype=np.float32)
+        residual = np.take(x_table, token_rows, axis=0, mode="clip",
+                           out=scratch.get("residual", (n_tokens, 3 * CNN_DIM)))
+        buf = scratch.get("buf", (n_tokens + 1, CNN_DIM))
         buf[n_tokens] = 0.0
+        tap = scratch.get("tap", (n_tokens, CNN_DIM))
+        second = scratch.get("second", (n_rows, CNN_DIM))
         stride = products[0].shape[1]
         for i, (n, left) in enumerate(ORDERS):
             cols = idx[:, MAX_LEFT - left:MAX_LEFT - left + n]
             slot_rows = slot_of[cols] + np.arange(n, dtype=np.int64) * stride
             table = products[i].reshape(n * stride, CNN_DIM)
             h = buf[:n_tokens]
-            np.take(table, slot_rows[:, 0], axis=0, out=h)
+            np.take(table, slot_rows[:, 0], axis=0, out=h, mode="clip")
             for k in range(1, n):
-                h += np.take(table, slot_rows[:, k], axis=0)
+                h += np.take(table, slot_rows[:, k], axis=0, out=tap, mode="clip")
             np.maximum(h, 0, out=h)
             h += residual[:, i * CNN_DIM:(i + 1) * CNN_DIM]
             # second layer, only where features are wanted
             off = EMB_DIM + i * CNN_DIM
             out = feats[:, off:off + CNN_DIM]
-            gathered = np.take(buf, cols if every else cols[need], axis=0).reshape(n_rows, n * CNN_DIM)
-            out[...] = gathered @ self.w2[i]
-            out += self.b2[i]
-            np.maximum(out, 0, out=out)
-            out += h if every else h[need]
+            gathered = np.take(buf, cols if every else cols[need], axis=0,
+                               out=scratch.get("gathered", (n_rows, n, CNN_DIM)), mode="clip")
+            np.matmul(gathered.reshape(n_rows, n * CNN_DIM), self.w2[i], out=second)
+            second += self.b2[i]
+            np.maximum(second, 0, out=second)
+            second += h if every else np.take(h, need, axis=0, out=tap[:n_rows], mode="clip")
+            out[...] = second
         # layer-norm statistics only; see the docstring
         mean = feats.mean(axis=1)
         var = np.einsum("ij,ij->i", feats, feats) / FEAT_DIM
@@ -409,6 +419,29 @@ class _SharedIdCache:
                 table[:, new] = block[:, take]
             self.used += len(take)
             self.row[ids[take]] = new  # published only now: readers never see a half-written row
+
+
+class _Scratch:
+    """Named float32 arrays reused from call to call, grown when a call needs more."""
+
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape))
+        flat = self.arrays.get(name)
+        if flat is None or flat.size < size:
+            flat = self.arrays[name] = np.empty(size, dtype=np.float32)
+        return flat[:size].reshape(shape)
+
+
+def _scratch(local: threading.local) -> _Scratch:
+    """The calling thread's scratch arrays (about 60 MB for a 4096-token batch,
+    kept while the thread lives: forward threads are few and long-lived)."""
+    scratch = getattr(local, "scratch", None)
+    if scratch is None:
+        scratch = local.scratch = _Scratch()
+    return scratch
 
 
 def _pin_mmap_threshold() -> None:
