@@ -74,6 +74,43 @@ print(json.dumps({"peak_rss_mib": peak,
                   "seconds": time.perf_counter() - t0, "chunks": s.chunks}))
 """
 
+# Section Q in a fresh process, as a process serving questions runs it: in the bench's
+# own process the LangChain rows leave torch and its thread pools behind, and the fast
+# path's p50 went from 2.5 to 3.5 ms after a SentenceTransformer encode (measured).
+# The two paths alternate pass by pass (load hits both alike); interleaving them
+# question by question made each evict the other's weights from the CPU caches.
+QUERY_SCRIPT = """
+import json, sys, time
+from rag.embedders import get_embedder
+names, questions, passes = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+embedders = {name: get_embedder(name) for name in names}
+wall = {name: [] for name in names}
+cpu = {name: [] for name in names}
+for _ in range(passes):
+    for name, e in embedders.items():
+        e.embed_query(questions[0])  # this pass's first call pays the cache refill
+        for question in questions:
+            # CPU time of this thread too: on a shared machine the wall time is mostly
+            # waiting for a core
+            c0, t0 = time.thread_time(), time.perf_counter()
+            e.embed_query(question)
+            wall[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.thread_time() - c0) * 1000)
+print(json.dumps({"wall": wall, "cpu": cpu}))
+"""
+
+
+def query_timings(questions: list[str], passes: int) -> tuple[dict, dict]:
+    """({model: [ms per question]} wall, the same in thread CPU) from a fresh process."""
+    proc = subprocess.run([sys.executable, "-c", QUERY_SCRIPT, json.dumps([EMBEDDER, REFERENCE]),
+                           json.dumps(questions), str(passes)],
+                          capture_output=True, text=True, cwd=str(common.ROOT))
+    if proc.returncode != 0:
+        sys.exit("bench: the query-embedding process failed: "
+                 + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["wall"], result["cpu"]
+
 
 def passages_800(files: list[Path], n: int, size: int = 800) -> list[str]:
     """``n`` passages of about ``size`` characters, cut at whitespace where there is
@@ -292,23 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                 + (f", langchain {times['C'][-1]:.1f}s / with our encoder {times['C2'][-1]:.1f}s"
                    if times["C"] else "") + f", 800-char {times['D'][-1]:.1f}s")
 
-        # Q: query embedding, one question at a time. Each path runs a whole pass over the
-        # questions, the two alternating pass by pass (load hits both alike): a process serves
-        # one embedder, and interleaving them question by question made each evict the
-        # other's weights from the CPU caches (4.6 vs 3.5 ms p50 for the fast path, measured).
+        # Q: query embedding, one question at a time, in a fresh process (QUERY_SCRIPT)
         questions = [q["question"] for q in common.read_questions()][:60]
-        query_ms: dict[str, list[float]] = {EMBEDDER: [], REFERENCE: []}
-        query_cpu_ms: dict[str, list[float]] = {EMBEDDER: [], REFERENCE: []}
-        for _ in range(3 if not args.quick else 1):
-            for name, e in ((EMBEDDER, embedder), (REFERENCE, reference)):
-                e.embed_query(questions[0])  # this pass's first call pays the cache refill
-                for question in questions:
-                    # CPU time of this thread too: on a shared machine the wall time is
-                    # mostly waiting for a core
-                    cpu = time.thread_time()
-                    t, _ = common.timed(e.embed_query, question)
-                    query_cpu_ms[name].append((time.thread_time() - cpu) * 1000)
-                    query_ms[name].append(t * 1000)
+        query_ms, query_cpu_ms = query_timings(questions, 3 if not args.quick else 1)
         log(f"query p50: new {common.median(query_ms[EMBEDDER]):.2f} ms, "
             f"old {common.median(query_ms[REFERENCE]):.2f} ms")
 
