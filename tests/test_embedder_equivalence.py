@@ -130,3 +130,16 @@ def test_questions_from_many_threads_through_the_shared_id_cache_match_the_refer
         assert fast._query_cache.used == 64  # full, and never past its size
     finally:
         fast._query_cache = saved
+
+
+def test_a_thread_reusing_its_scratch_arrays_gives_the_same_vectors(embedder, reference, corpus_dir):
+    # Each forward thread keeps its arrays from batch to batch (no page faults per batch):
+    # a small batch after a big one, then a big one again, reads nothing stale.
+    texts = _corpus_texts(corpus_dir, 60)
+    big, small = texts, texts[:3]
+    first = embedder.embed_passages(big)
+    after_small = embedder.embed_passages(small)
+    again = embedder.embed_passages(big)
+    assert np.allclose(first, again, atol=1e-6)  # float rounding: BLAS blocks by alignment
+    assert _cosines(after_small, reference(small)).min() >= MIN_COSINE
+    assert _cosines(again, reference(big)).min() >= MIN_COSINE

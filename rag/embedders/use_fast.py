@@ -436,7 +436,7 @@ class _Scratch:
 
 
 def _scratch(local: threading.local) -> _Scratch:
-    """The calling thread's scratch arrays (about 60 MB for a 4096-token batch,
+    """The calling thread's scratch arrays (about 90 MB after a corpus ingest,
     kept while the thread lives: forward threads are few and long-lived)."""
     scratch = getattr(local, "scratch", None)
     if scratch is None:
