@@ -179,6 +179,19 @@ def test_split_passages_keeps_a_label_with_its_value_and_a_heading_with_its_text
     assert "RoBERTa: Pretraining objective is MLM, similar to BERT." in passages
 
 
+def test_a_numbered_heading_is_not_a_passage_of_its_own():
+    # "## 1. Autoregressive Pretraining:" splits after "1."; the bare number used to join
+    # the heading above it ("Key Features of XLNet: 1.") and read as a number in answers.
+    text = ("# **Key Features of XLNet:**\n\n## 1. Autoregressive Pretraining:\n\n"
+            "XLNet uses a permutation-based autoregressive pretraining objective.\n\n"
+            "## 2. Two-Stream Attention:\n\nIt keeps content and query streams apart.")
+    passages = split_passages(text)
+    assert not any(p.rstrip().endswith(("1.", "2.")) for p in passages), passages
+    assert ("Key Features of XLNet: Autoregressive Pretraining: "
+            "XLNet uses a permutation-based autoregressive pretraining objective.") in passages
+    assert "In 2020." in split_sentences("It was released. In 2020.")  # a year still ends a sentence
+
+
 def test_abbreviations_do_not_cut_the_answer():
     from rag.types import Source
 

@@ -58,9 +58,14 @@ def split_sentences(text: str, min_chars: int = 8) -> list[str]:
     sentences = []
     for piece in _split_sentences(text):
         piece = piece.strip(" \t-*#>|")
-        if len(piece) >= min_chars and re.search(r"\w", piece):
+        if len(piece) >= min_chars and re.search(r"\w", piece) and not _ENUMERATOR.match(piece):
             sentences.append(piece)
     return sentences
+
+
+# A list or heading number left alone by the sentence splitter ("## 1. Autoregressive
+# Pretraining:" splits after "1."): not a passage, and not an answer to "how many".
+_ENUMERATOR = re.compile(r"^(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]$")
 
 
 _SENTENCE_END = re.compile(r"[.!?。！？]$")
