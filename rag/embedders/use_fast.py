@@ -107,7 +107,8 @@ class FastUSE:
         the row's mean divided by it. The layer norm of a row is then
         ``gamma * (F[t] - c[t]) + beta``, so the sum over a span of rows is
         ``gamma * (F.sum - c.sum) + len * beta`` (``pooled``): the normalized
-        features are never written out."""
+        features are never written out. For a big batch ``F`` is this thread's scratch
+        array: sum it before the thread's next call."""
         lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         n_tokens = int(lens.sum())
         flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=n_tokens)
