@@ -285,6 +285,10 @@ class _EmbeddingWorker:
                 [chunk.embedding_text() for chunk in part], windows)
             for (j, i), vector, windows_of in zip(owner[start:start + len(part)], vectors, window_vectors):
                 results[j][i] = (vector, windows_of)
+            # before the futures: the main thread closes the bar once they are all done, and
+            # an update after that was lost (the bar stopped at 10/20 under load)
+            if self.on_progress is not None:
+                self.on_progress(len(part))
             last = owner[start + len(part) - 1]
             finished = last[0] + (1 if last[1] == len(jobs[last[0]].chunks) - 1 else 0)
             for j in range(done_jobs, finished):
@@ -294,8 +298,6 @@ class _EmbeddingWorker:
             while done_jobs < len(jobs) and not jobs[done_jobs].chunks:
                 jobs[done_jobs].future.set_result([])
                 done_jobs += 1
-            if self.on_progress is not None:
-                self.on_progress(len(part))
             self._finish_terms(waits_for, done_jobs)
         self._finish_terms(waits_for, len(jobs))
 
@@ -740,6 +742,9 @@ class IngestRun:
     def _close_bar(self) -> None:
         if self._embed_bar is not None:
             bar, self._embed_bar = self._embed_bar, None
+            # tqdm draws at most every 0.1 s: the last updates of a fast run would never
+            # be shown before this bar (below the Loading one) clears its line
+            bar.refresh()
             bar.close()
             if getattr(bar, "pos", 0) and getattr(bar, "fp", None) is not None:
                 # a bar below another one clears its line and moves the cursor back up

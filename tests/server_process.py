@@ -89,8 +89,14 @@ class RagServer:
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:
     """Poll GET /v1/jobs/{id} until the job is no longer queued or running."""
     deadline = time.monotonic() + timeout
+    job: dict = {}
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        response = client.get(f"/v1/jobs/{job_id}")
+        if response.status_code in (429, 503):  # polling counts against the rate limit too: back off
+            time.sleep(min(float(response.headers.get("retry-after", 1)), 5.0))
+            continue
+        assert response.status_code == 200, f"GET /v1/jobs/{job_id}: {response.status_code} {response.text}"
+        job = response.json()
         if job.get("status") not in ("queued", "running"):
             return job
         time.sleep(0.2)
