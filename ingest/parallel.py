@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 import types
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -108,10 +110,19 @@ class _Context(context.SpawnContext):
     Process = _Process
 
 
-def _ignore_interrupt() -> None:
+def _worker_start(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the ingest's process handles it and shuts
     # the pool down; a worker's own KeyboardInterrupt traceback would only be noise.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # An ingest killed outright (kill -9, the OOM killer) never tells its workers, and
+    # they hold both ends of the task queue's pipe: they would wait on it for ever
+    # (found as orphans after the kill -9 test). They leave when their parent is gone.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def unchanged(path: Path, previous_hash: str | None, limits: Limits) -> Loaded | None:
@@ -149,7 +160,7 @@ def loaded_files(files: list[Path], previous_hashes: dict[str, str], limits: Lim
             yield path, known[path] or here(path)
         return
     pool = ProcessPoolExecutor(min(workers, len(to_parse) - 1), mp_context=_Context(),
-                               initializer=_ignore_interrupt)
+                               initializer=_worker_start, initargs=(os.getpid(),))
     ahead: dict[Path, object] = {}
     queue = deque(to_parse[1:])  # the first is parsed here while the workers start
     broken = False

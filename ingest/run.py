@@ -670,6 +670,8 @@ class IngestRun:
             embed_started = time.perf_counter()
             vectors, window_blocks = self._collect_vectors()
             terms = self._term_index(vectors.shape[1])
+            if self.embedder is not None:
+                self.embedder.release_memory()
             summary.embed_seconds = time.perf_counter() - embed_started
             self._flush_checkpoints()  # all embedding work is on disk before the (long) write
             window_owner = window_vectors = None

@@ -5,6 +5,7 @@ inside is summed from their chunk's pass instead of being computed again."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,22 @@ def test_a_thread_reusing_its_scratch_arrays_gives_the_same_vectors(embedder, re
     assert np.allclose(first, again, atol=1e-6)  # float rounding: BLAS blocks by alignment
     assert _cosines(after_small, reference(small)).min() >= MIN_COSINE
     assert _cosines(again, reference(big)).min() >= MIN_COSINE
+
+
+def test_an_ingest_leaves_no_scratch_arrays_behind(embedder, corpus_dir, tmp_path, monkeypatch):
+    from rag.embedders import use_fast
+    from rag.ingest.pipeline import ingest
+
+    monkeypatch.setattr(use_fast, "SCRATCH_RELEASE_S", 0.5)  # 30 s by default
+    fast = next(v for v in vars(embedder).values() if isinstance(v, use_fast.FastUSE))
+    embedder.embed_passages(_corpus_texts(corpus_dir, 60))  # big enough for the scratch path
+    assert any(s.arrays for s in fast._scratches)
+    ingest([corpus_dir / "txt" / sorted(p.name for p in (corpus_dir / "txt").iterdir())[0]],
+           tmp_path / "index", progress=False, embed_model=embedder.name)
+    assert any(s.arrays for s in fast._scratches)  # kept for an ingest that follows soon
+    deadline = time.monotonic() + 10
+    while any(s.arrays for s in fast._scratches) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(s.arrays for s in fast._scratches)  # then released
+    again = embedder.embed_passages(_corpus_texts(corpus_dir, 60))  # and allocated again
+    assert np.allclose(again, embedder._use.encode(_corpus_texts(corpus_dir, 60)), atol=1e-4)

@@ -6,10 +6,15 @@ The ``hash`` embedder is enough here: these tests are about parsing, not semanti
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
 
 from helpers_pdf import make_pdf
 
@@ -124,3 +129,45 @@ def test_a_re_ingest_starts_workers_only_for_the_files_that_changed(tmp_path, mo
     changed = ingest([docs], tmp_path / "index", embed_model="hash", progress=False, parse_workers=2)
     assert changed.ok and started == [1]  # two files to parse: one here, one in a worker
     assert any("30 days" in chunk[4] for chunk in _chunks(tmp_path / "index"))
+
+
+PARSING_THEN_KILLED = """
+import sys, time
+from pathlib import Path
+from rag.ingest.limits import Limits
+from rag.ingest.parallel import loaded_files
+loads = loaded_files([Path(p) for p in sys.argv[1:]], {}, Limits(), workers=1)
+next(loads)  # the first file parsed here, the others handed to the worker process
+print("parsing", flush=True)
+time.sleep(120)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_parse_workers_leave_when_the_ingest_is_killed_outright(tmp_path):
+    # kill -9 (or the OOM killer) gives the ingest no chance to shut its pool down; its
+    # workers, which hold both ends of their task pipe, must not wait on it for ever.
+    docs = _docs(tmp_path / "docs")
+    files = sorted(str(p) for p in docs.iterdir())
+    proc = subprocess.Popen([sys.executable, "-c", PARSING_THEN_KILLED, *files], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "parsing"
+        workers = _children(proc.pid)
+        assert workers, "no worker process was started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while [p for p in workers if Path(f"/proc/{p}").exists()] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [p for p in workers if Path(f"/proc/{p}/status").exists()
+                 and "Z" not in Path(f"/proc/{p}/status").read_text().split("State:")[1][:4]]
+        assert not alive, f"processes {alive} outlived the killed ingest"
+    finally:
+        proc.kill()

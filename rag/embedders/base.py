@@ -31,6 +31,10 @@ class Embedder(ABC):
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.passage_prefix + t for t in texts])
 
+    def release_memory(self) -> None:
+        """Free (now or soon) what is kept between calls only for speed (scratch arrays);
+        the next call allocates again. An ingest calls it when its embedding is done."""
+
     def embed_passages_with_windows(self, texts: list[str],
                                     windows: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors of passages and of each passage's windows (pieces of its text):

@@ -186,6 +186,13 @@ class USEEmbedder(Embedder):
         row = {text: i for i, text in enumerate(unique)}
         return vectors[[row[t] for t in texts]]
 
+    def release_memory(self) -> None:
+        from .use_fast import SCRATCH_RELEASE_S
+
+        fast = getattr(self, "_fast", None)  # the reference path has none
+        if fast is not None:
+            fast.release_scratch(after=SCRATCH_RELEASE_S)
+
     def embed_passages_with_windows(self, texts: list[str],
                                     windows: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
         if self.reference:
