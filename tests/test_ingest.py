@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_pdf import make_encrypted_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf
+from helpers_process import wait_until
 from pypdf import PdfReader
 
 from rag.ingest.chunking import sha256
@@ -295,17 +295,6 @@ ingest([sys.argv[1]], sys.argv[2], progress=False, on_file=lambda r: print(r.lin
 """
 
 
-def _wait_for(condition, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the ingest ended (exit {proc.returncode}) before it could be killed:\n"
-                        f"{log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail("the ingest never reached the point where the test kills it")
-        time.sleep(0.05)
-
-
 def test_killed_ingest_leaves_the_previous_index_usable(library, corpus_dir, tmp_path):
     before = load_index(library.index)
     more = library.docs / "more"  # a new document to embed
@@ -317,7 +306,8 @@ def test_killed_ingest_leaves_the_previous_index_usable(library, corpus_dir, tmp
                                 cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: any((p / "vectors.npy").exists() for p in library.index.glob(".staging-*")), proc, log)
+        wait_until(lambda: any((p / "vectors.npy").exists() for p in library.index.glob(".staging-*")), proc, log,
+                   "the ingest wrote its staged vectors")
         os.kill(proc.pid, signal.SIGKILL)  # kill -9 while the new version is half written
     finally:
         proc.kill()

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers_process import wait_until
 
 from rag.cli import main
 from rag.ingest.checkpoint import FOLDER
@@ -61,14 +62,7 @@ def run_cli(*args):
 
 
 def wait_for_a_checkpoint(index: Path, proc: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not checkpoints(index):
-        if proc.poll() is not None:
-            pytest.fail(f"the ingest ended (exit {proc.returncode}) before a file was checkpointed:\n"
-                        f"{log.read_text(errors='replace')[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail("no file was checkpointed in time")
-        time.sleep(0.02)
+    wait_until(lambda: bool(checkpoints(index)), proc, log, "a file was checkpointed", timeout)
 
 
 def same_index(resumed, clean) -> None:
