@@ -41,6 +41,10 @@ import numpy as np  # noqa: E402
 QUESTION_FILES = [common.SHARED / "eval" / "dev_questions.jsonl", common.DATA / "extra_questions.jsonl",
                   common.DATA / "near_topic_questions.jsonl"]
 MAX_REFUSED_ANSWERABLE = 0.05
+# Answers scoring below the caution threshold are given with a "low confidence" note:
+# the highest threshold that puts at most 20% of the answerable questions below it. A
+# note on one answer in five is as often as a reader will still read it.
+MAX_CAUTIONED_ANSWERABLE = 0.20
 
 
 def read(files) -> list[dict]:
@@ -99,9 +103,9 @@ def auc(positive_scores, negative_scores) -> float:
     return float(greater + 0.5 * ties)
 
 
-def refusal_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
-    """The highest threshold (refuse below it) that refuses at most 5% of the answerable."""
-    allowed = int(np.floor(MAX_REFUSED_ANSWERABLE * answerable.sum()))
+def refusal_threshold(scores: np.ndarray, answerable: np.ndarray, share: float = MAX_REFUSED_ANSWERABLE) -> float:
+    """The highest threshold (refuse below it) that refuses at most ``share`` of the answerable."""
+    allowed = int(np.floor(share * answerable.sum()))
     ans = np.sort(scores[answerable])
     # refusing below ans[allowed] refuses exactly the `allowed` lowest answerable ones
     upper = float(ans[allowed]) if allowed < len(ans) else float(ans[-1]) + 1e-3
@@ -189,6 +193,7 @@ def main() -> None:
         w, b = logistic_fit(x[folds != f], answerable[folds != f].astype(float))
         held_out[folds == f] = predict(x[folds == f], w, b)
     threshold = refusal_threshold(current, answerable)
+    caution = refusal_threshold(current, answerable, MAX_CAUTIONED_ANSWERABLE)
     before = np.array([row["dense"] for row in rows])
     old_threshold = 0.17  # the dense-cosine threshold before this score
     single = {n: auc(x[answerable, i], x[~answerable, i]) for i, n in enumerate(names)}
@@ -208,6 +213,11 @@ def main() -> None:
         "before_at_0.17": rates(before, answerable, old_threshold),
         "cross_validated_at_recommended": rates(held_out, answerable,
                                                 refusal_threshold(held_out, answerable)),
+        "recommended_caution_score": caution,
+        # below the caution threshold: refused or answered with a low-confidence note
+        "flagged_at_caution_default": rates(current, answerable, config.DEFAULT_CAUTION_SCORE),
+        "cross_validated_flagged": rates(held_out, answerable,
+                                         refusal_threshold(held_out, answerable, MAX_CAUTIONED_ANSWERABLE)),
         "by_corpus": {},
     }
     for kind in ("pdf", "txt"):
@@ -250,6 +260,9 @@ def main() -> None:
         f"  recommended min_score {threshold}: {fmt_rates(refusal['at_recommended'])}",
         f"  cross-validated: {fmt_rates(refusal['cross_validated_at_recommended'])}",
         f"  before (cosine < {old_threshold}): {fmt_rates(refusal['before_at_0.17'])}",
+        f"  low confidence below {config.DEFAULT_CAUTION_SCORE} (recommended {caution}): "
+        f"{fmt_rates(refusal['flagged_at_caution_default'], 'refused or flagged')}",
+        f"  cross-validated: {fmt_rates(refusal['cross_validated_flagged'], 'refused or flagged')}",
         f"support ROC AUC {support['auc_in_use']:.3f} on {len(pairs)} pairs ({int(sy.sum())} supporting); "
         f"refit weights {support['fitted']['weights']} bias {support['fitted']['bias']}; Youden cut {cut}",
         f"  per feature: " + ", ".join(f"{k} {v:.3f}" for k, v in support["auc_each_feature"].items()),
@@ -260,9 +273,9 @@ def main() -> None:
     common.emit("calibrate", report, table, args.json)
 
 
-def fmt_rates(r: dict) -> str:
-    return (f"unanswerable refused {r['unanswerable_refused']:.2f} (of {r['n_unanswerable']}), "
-            f"answerable refused {r['answerable_refused']:.3f} (of {r['n_answerable']})")
+def fmt_rates(r: dict, verb: str = "refused") -> str:
+    return (f"unanswerable {verb} {r['unanswerable_refused']:.2f} (of {r['n_unanswerable']}), "
+            f"answerable {verb} {r['answerable_refused']:.3f} (of {r['n_answerable']})")
 
 
 def youden(scores: np.ndarray, labels: np.ndarray) -> float:

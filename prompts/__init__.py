@@ -66,6 +66,12 @@ class Prompts:
         texts = self.messages["refusal"]
         return texts.get(lang, texts["en"])
 
+    def caution(self, lang: str) -> str:
+        """The low-confidence note (Answer.note) in ``lang``."""
+        texts = self.messages.get("caution") or {}
+        return texts.get(lang) or texts.get("en") or (
+            "Low confidence: the documents may not state this directly. Check the quoted sources.")
+
     def language_name(self, lang: str) -> str:
         return self.messages["language_names"].get(lang, "the language of the question")
 

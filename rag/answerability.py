@@ -20,7 +20,8 @@ missing word.
 A logistic model over them (weights fitted by ``python bench/calibrate.py`` on the
 dev, extra and near-topic question sets) gives ``Answer.score`` in 0..1; questions
 below ``min_score`` (rag.config.DEFAULT_MIN_SCORE, ``--min-score``, ``RAG_MIN_SCORE``)
-are refused.
+are refused; answers below ``caution_score`` (rag.config.DEFAULT_CAUTION_SCORE) carry a
+low-confidence note (``Answer.confidence`` "low", ``Answer.note``).
 
 In a conversation the coverage is taken over the words of the latest question
 itself, not of the question joined with the previous one: "And the capital of

@@ -136,11 +136,18 @@ def ask(question, index, generator, model, as_json, **settings):
             pass
         click.echo(json.dumps(streamed.answer.to_dict(), ensure_ascii=False, indent=2))
         return
+    print_note(streamed.answer)
     for piece in streamed:
         click.echo(piece, nl=False)
     click.echo()
     print_sources(streamed.answer.sources)
     print_citation_check(streamed.answer)
+
+
+def print_note(answer) -> None:
+    """The low-confidence note, known before the answer streams (the score comes first)."""
+    if answer.note:
+        click.echo(f"({answer.note} Answerability {answer.score:.2f}.)")
 
 
 def print_citation_check(answer) -> None:
@@ -181,6 +188,9 @@ def chat(index, generator, model, **settings):
         try:
             streamed = qa.stream(question, history=history)
             click.echo("rag> ", nl=False)
+            if streamed.answer.note:
+                click.echo()
+                print_note(streamed.answer)
             for piece in streamed:
                 click.echo(piece, nl=False)
             click.echo()

@@ -18,6 +18,7 @@ This is the only module that reads the environment: everything else asks it.
 | judge model (eval)   | RAG_JUDGE_MODEL         | the OpenAI model                |
 | prompt templates     | RAG_PROMPTS_DIR         | the packaged rag/prompts folder |
 | refusal threshold    | RAG_MIN_SCORE           | DEFAULT_MIN_SCORE below         |
+| low-confidence note  | RAG_CAUTION_SCORE       | DEFAULT_CAUTION_SCORE below     |
 | model cache          | RAG_CACHE_DIR           | ~/.cache/rag                    |
 | UI upload limit (MB) | RAG_UI_MAX_UPLOAD_MB    | 50                              |
 | UI logins            | RAG_UI_AUTH             | none (user:password,...)        |
@@ -44,6 +45,12 @@ DEFAULT_GENERATOR = "extractive"
 # covered by the documents: the highest threshold that refuses at most 5% of the
 # answerable questions of the dev, extra and near-topic sets (`python bench/calibrate.py`).
 DEFAULT_MIN_SCORE = 0.41
+# Answers scoring below this (and at least DEFAULT_MIN_SCORE) carry a low-confidence note
+# (Answer.confidence "low"): the highest threshold that flags at most 20% of the
+# answerable questions of the same sets (`python bench/calibrate.py`). The score cannot
+# refuse most near-topic questions without refusing many answerable ones; the note tells
+# the reader which answers to check against their quotes.
+DEFAULT_CAUTION_SCORE = 0.66
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text
@@ -206,6 +213,18 @@ def min_score(value: float | None = None) -> float:
         from .errors import InputError
 
         raise InputError(f"min_score={value}: give a finite number (RAG_MIN_SCORE or --min-score)")
+    return value
+
+
+def caution_score(value: float | None = None) -> float:
+    if value is None:
+        env = _env("RAG_CAUTION_SCORE")
+        value = float(env) if env else DEFAULT_CAUTION_SCORE
+    value = float(value)
+    if not math.isfinite(value):
+        from .errors import InputError
+
+        raise InputError(f"caution_score={value}: give a finite number (RAG_CAUTION_SCORE or --caution-score)")
     return value
 
 

@@ -312,8 +312,12 @@ class QA:
         answer.score = round(answerability_score(signals), 4)
         answer.timings["answerability"] = time.perf_counter() - t2
         threshold = config.min_score(retrieval_settings.min_score)
+        if answer.score < config.caution_score(retrieval_settings.caution_score):
+            answer.confidence = "low"
+            answer.note = prompts.caution(lang)
         if not retrieval_result.sources or answer.score < threshold:
             answer.refused = True
+            answer.confidence, answer.note = "none", ""
             answer.text = prompts.refusal(lang)
             answer.sources = []
             answer.timings["total"] = time.perf_counter() - started
@@ -337,6 +341,7 @@ class QA:
             # The model was told to reply with the refusal sentence when the excerpts lack the answer.
             if refusal_text.rstrip(".。") in ans.text and len(ans.text) < len(refusal_text) + 40:
                 ans.refused = True
+                ans.confidence, ans.note = "none", ""
                 ans.sources = []  # nothing was taken from them
             ans.timings["generation"] = time.perf_counter() - gen_started
             if not ans.refused and ans.text:

@@ -133,6 +133,9 @@ class RetrievalSettings(_Settings):
     min_score: float | None = knob(
         None, "Refusal threshold on the answerability score (default: the calibrated one; env RAG_MIN_SCORE).",
         advanced=True)
+    caution_score: float | None = knob(
+        None, "Answers scoring below this get a low-confidence note (default: the calibrated one; "
+        "env RAG_CAUTION_SCORE).", advanced=True)
 
     def __post_init__(self):
         for name in ("k", "candidates"):
@@ -157,6 +160,8 @@ class RetrievalSettings(_Settings):
             raise InputError(f"mmr_lambda={self.mmr_lambda}: choose from 0 to 1")
         if self.min_score is not None:
             object.__setattr__(self, "min_score", _finite("min_score", self.min_score))
+        if self.caution_score is not None:
+            object.__setattr__(self, "caution_score", _finite("caution_score", self.caution_score))
 
     @property
     def weights(self) -> tuple[float, float, float, float]:

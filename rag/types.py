@@ -90,6 +90,10 @@ class Answer:
     generator: str = ""
     model: str = ""
     score: float = 0.0  # answerability in 0..1 (rag/answerability.py); refused below min_score
+    # "high"; "low" when the score is below the caution threshold (the documents may not
+    # state this: check the quotes); "none" when refused.
+    confidence: str = "high"
+    note: str = ""  # the low-confidence note in the question's language, shown above the answer
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     citations: list[Citation] = field(default_factory=list)  # per answer sentence, after the citation check
     # The generator's own words, as streamed: ``text`` is this after the citation check

@@ -351,6 +351,10 @@ def test_real_dev_run(dev_run):
     assert 0 < m["retrieval"]["evidence"]["mrr@5"] <= m["retrieval"]["evidence"]["hit@5"]
     conf = m["refusal"]["confusion"]
     assert conf["tp"] + conf["fp"] + conf["fn"] + conf["tn"] == n
+    flagged = m["refusal"]["flagged"]  # refused or answered with the low-confidence note
+    assert flagged["tp"] >= conf["tp"] and flagged["fp"] >= conf["fp"] and flagged["n"] == n
+    assert all(r["confidence"] in ("high", "low", "none") for r in result.rows)
+    assert all((r["confidence"] == "none") == r["refused"] for r in result.rows)
     assert m["refusal"]["roc"]["auc"] is not None and m["refusal"]["threshold"]["threshold"] > 0
     assert m["answer"]["keyword_accuracy_n"] == m["counts"]["answerable"]
     assert m["grounding"]["groundedness"] >= 0.9  # extractive answers quote the chunks

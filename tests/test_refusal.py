@@ -8,7 +8,7 @@ import pytest
 
 import rag
 from rag.answerability import Signals, score
-from rag.config import DEFAULT_MIN_SCORE
+from rag.config import DEFAULT_CAUTION_SCORE, DEFAULT_MIN_SCORE
 from rag.errors import InputError
 from rag.qa import QA
 from rag.settings import RetrievalSettings
@@ -67,3 +67,33 @@ def test_min_score_is_one_validated_threshold(qa, corpus_txt_index):
     assert not rag.ask("澳大利亚的首都是哪里?", corpus_txt_index.path, generator="extractive", min_score=0).refused
     with pytest.raises(InputError, match="min_score"):
         RetrievalSettings(min_score=float("nan"))
+
+
+# A near-topic question (the notes use the OpenAI API and its temperature, but never give
+# the default) that scores between the refusal and the caution thresholds.
+NEAR_TOPIC_IT = "Qual è la temperatura predefinita dell'API di OpenAI?"
+
+
+def test_a_low_score_answer_carries_a_note_in_the_question_language(qa):
+    from prompts import get_prompts
+
+    answer = qa.ask(NEAR_TOPIC_IT)
+    assert not answer.refused and answer.sources
+    assert DEFAULT_MIN_SCORE <= answer.score < DEFAULT_CAUTION_SCORE
+    assert answer.confidence == "low"
+    assert answer.note == get_prompts().caution("it") and answer.note.startswith("Affidabilità bassa")
+    assert answer.to_dict()["note"] == answer.note  # the CLI's --json and the server's /v1/ask carry it
+
+
+def test_a_well_covered_answer_and_a_refusal_carry_no_note(qa):
+    answered = qa.ask("What pretraining objective does RoBERTa use?")
+    assert answered.score >= DEFAULT_CAUTION_SCORE and answered.confidence == "high" and answered.note == ""
+    refused = qa.ask("澳大利亚的首都是哪里?")
+    assert refused.refused and refused.confidence == "none" and refused.note == ""
+
+
+def test_caution_score_is_one_validated_threshold(qa):
+    assert qa.ask(NEAR_TOPIC_IT, caution_score=0).confidence == "high"
+    assert qa.ask("What pretraining objective does RoBERTa use?", caution_score=1.01).confidence == "low"
+    with pytest.raises(InputError, match="caution_score"):
+        RetrievalSettings(caution_score=float("inf"))

@@ -135,6 +135,13 @@ def test_openai_client_gets_a_cited_answer_with_its_sources(server, keys):
     assert sources[0]["file"] == "titanic.txt" and "0.83" in sources[0]["text"]
     assert set(sources[0]) >= {"file", "page", "score", "text"}
     assert response.usage.completion_tokens > 0
+    assert response.model_extra["confidence"] == "high" and response.model_extra["note"] == ""
+    # Below the caution threshold (here raised past any score) the answer comes with its note.
+    cautious = client.chat.completions.create(
+        model="rag/alpha", messages=[{"role": "user", "content": "What precision did the Titanic survival model reach?"}],
+        extra_body={"caution_score": 1.01})
+    assert cautious.model_extra["confidence"] == "low" and cautious.model_extra["note"].startswith("Low confidence")
+    assert "0.83" in cautious.choices[0].message.content
 
 
 def test_openai_client_streams_with_sources_in_the_first_chunk(server, keys):
@@ -143,6 +150,7 @@ def test_openai_client_streams_with_sources_in_the_first_chunk(server, keys):
         model="rag/alpha", stream=True, stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "What accuracy did the iris classifier reach?"}]))
     assert chunks[0].model_extra["sources"][0]["file"] == "iris.txt"
+    assert chunks[0].model_extra["confidence"] in ("high", "low")  # known before the text streams
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "0.97" in text
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
@@ -196,6 +204,7 @@ def test_ask_returns_the_answer_as_json(admin):
     assert len(body["sources"]) == 2
     assert {"retrieval", "generation", "total"} <= set(body["timings"])
     assert "citations" in body and body["generator"] == "extractive"
+    assert body["confidence"] == "high" and body["note"] == ""
 
 
 def test_ask_streams_server_sent_events(admin):
@@ -334,7 +343,7 @@ def test_upload_then_ask_then_delete_then_refused(admin, data_dir):
     assert wait_for_job(admin, deleted.json()["id"])["status"] == "succeeded"
     assert [d["file"] for d in admin.get("/v1/documents", params={"collection": "gamma"}).json()["data"]] == ["pasta.md"]
     after = admin.post("/v1/ask", json=question).json()
-    assert after["refused"] is True and after["sources"] == []
+    assert after["refused"] is True and after["sources"] == [] and after["confidence"] == "none"
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -338,6 +338,18 @@ def test_refusal_has_no_sources(tmp_path, small_index):
     assert "No sources" in _text(sources_html)
 
 
+def test_a_low_confidence_answer_shows_its_note_above_the_text(tmp_path, corpus_txt_index):
+    from rag.ui import create_app
+
+    app = create_app(index=corpus_txt_index.path, upload_dir=tmp_path / "up", generator="extractive")
+    # Near-topic: the notes use the API's temperature but never give its default.
+    _, chat, _, _, answer = _run_chat(app, "Qual è la temperatura predefinita dell'API di OpenAI?")
+    assert not answer["refused"] and answer["confidence"] == "low"
+    html = chat[-1]["content"]
+    assert html.index('class="rag-caution"') < html.index('class="rag-answer"')
+    assert "Affidabilità bassa" in _text(html) and answer["note"] in _text(html)
+
+
 @pytest.mark.parametrize("setup, kwargs, title", [
     ("no-index", {}, "No index yet — upload documents"),
     ("index", {"temperature": 5.0}, "Check the settings"),

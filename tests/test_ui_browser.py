@@ -514,6 +514,22 @@ def test_a_refusal_is_wholly_in_the_questions_language(page, site):
     shot(page, site, "09b_refusal_korean")
 
 
+def test_a_near_topic_answer_shows_the_low_confidence_note_above_it(page, site):
+    # The heater notes say how fast it warms and when it switches off, never its colour.
+    ask(page, "What colour is the Wren heater?")
+    bot = wait_answer_done(page)
+    note = bot.locator(".rag-caution")
+    assert note.count() == 1 and note.is_visible()
+    assert note.inner_text().startswith("Low confidence: the documents may not state this directly")
+    top = note.bounding_box()["y"]
+    assert top < bot.locator(".rag-answer").bounding_box()["y"]  # read before the answer
+    assert_contrast(page, "low-confidence note")
+    shot(page, site, "09c_low_confidence_note")
+    # A question the documents answer outright has no note.
+    ask(page, "How do I reset the combination?")
+    assert wait_answer_done(page).locator(".rag-caution").count() == 0
+
+
 def test_a_question_with_html_is_shown_exactly_as_typed(page, site):
     typed = (f"<img src=x onerror=alert(1)> and <b>bold</b> ![s](http://127.0.0.1:{site['listener'].port}/q.png) "
              "$x^2$ *not italic* [1]")

@@ -371,7 +371,7 @@ def create_app(
             turn = {"question": question, "ui_lang": _ui_lang(question)}
             turns.append(turn)
         turn.update(answer="", refused=False, error="", sources=[], streaming=True, pending=False,
-                    stage="searching", settings={})
+                    stage="searching", settings={}, note="", confidence="high")
         number = len(turns)
         history = _history(turns[:-1])
         stop = stop or _stop_event(request)
@@ -432,6 +432,9 @@ def create_app(
             result = stream = box["value"]
             turn["sources"] = [s.to_dict() for s in getattr(result, "sources", []) or []]
             turn["refused"] = bool(getattr(result, "refused", False))
+            # the low-confidence note is known before generation: shown above the streaming text
+            early = getattr(result, "answer", result)
+            turn["note"], turn["confidence"] = getattr(early, "note", ""), getattr(early, "confidence", "high")
             turn["stage"] = "generating"
             yield frame(sources=True)
             # 3. generation: pieces come from a reader thread, so Stop is seen between them
@@ -480,6 +483,7 @@ def create_app(
             answer = final if final is not None else result.answer
             turn.update(answer=answer.text, refused=bool(answer.refused), standalone_question=answer.standalone_question,
                         lang=answer.lang, generator=answer.generator, model=answer.model, score=answer.score,
+                        confidence=answer.confidence, note=answer.note,
                         timings={key: round(value, 4) for key, value in answer.timings.items()},
                         sources=[] if answer.refused else [s.to_dict() for s in answer.sources],
                         citations=[c.to_dict() for c in getattr(answer, "citations", None) or []])
@@ -706,7 +710,7 @@ def _public(turn: dict) -> dict:
     take {"path": ...} for a file to serve."""
     public = {key: turn.get(key) for key in ("question", "answer", "refused", "error", "settings", "stopped",
                                              "standalone_question", "lang", "generator", "model", "score",
-                                             "citations")}
+                                             "confidence", "note", "citations")}
     public["sources"] = [{"n": n, "file": s["source"], "page": s.get("page"), "score": s.get("score"),
                           "cosine": s.get("dense_score"), "text": s.get("text", "")}
                          for n, s in enumerate(turn.get("sources") or [], start=1)]

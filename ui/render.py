@@ -197,19 +197,23 @@ def render_answer(turn: dict) -> str:
                 f'<br>{esc_lines(turn.get("answer") or "")}'
                 f'<span class="hint">{esc(_t("refusal_hint", lang))}</span></div>')
     text = turn.get("answer") or ""
+    # A low answerability score (Answer.note): the reader is told to check the quotes.
+    note = (f'<div class="rag-caution" role="note" lang="{attr(lang or "en")}">{esc(turn["note"])}</div>'
+            if turn.get("note") else "")
     if turn.get("streaming"):
         if not text:
             return _stage(turn)
-        return f'<div class="rag-answer">{esc_lines(text)}<span class="rag-cursor" aria-hidden="true"> ▍</span></div>'
+        return (f'{note}<div class="rag-answer">{esc_lines(text)}'
+                f'<span class="rag-cursor" aria-hidden="true"> ▍</span></div>')
     if turn.get("stopped"):
         body = esc_lines(text) if text else esc(_t("stopped_empty", lang))
-        return (f'<div class="rag-answer">{body}</div>'
+        return (f'{note}<div class="rag-answer">{body}</div>'
                 f'<div class="rag-stopped" role="status">■ {esc(_t("stopped", lang))}</div>')
     sources = turn.get("sources") or []
     body = _answer_body(text, turn.get("citations") or [], lang)
     cited = cited_sources(turn)
     chips = "".join(_chip(n, s) for n, s in enumerate(sources, start=1) if n in cited)
-    return f'<div class="rag-answer">{body}</div>' + (f'<div class="rag-cites">{chips}</div>' if chips else
+    return note + f'<div class="rag-answer">{body}</div>' + (f'<div class="rag-cites">{chips}</div>' if chips else
                                                      '<div class="rag-cites rag-cites-none"></div>')
 
 

@@ -79,6 +79,8 @@ a.rag-open { display: inline-block; margin-top: 5px; font-size: .8rem; color: #3
 .dark .rag-error { background: #450a0a; border-color: #991b1b; color: #fecaca; }
 .rag-user-text, .rag-answer { white-space: pre-wrap; word-break: break-word; }
 .rag-unsupported { text-decoration: underline wavy #b45309; text-underline-offset: 3px; }
+.rag-caution { font-size: .85rem; color: #78350f; background: #fffbeb; border-left: 3px solid #d97706;
+  border-radius: 4px; padding: 4px 8px; margin-bottom: 6px; }
 .rag-unsupported-tag { font-size: .75rem; color: #92400e; background: #fffbeb; border-radius: 4px; padding: 0 4px; }
 .rag-stage { display: flex; align-items: center; gap: 8px; color: var(--body-text-color); }
 .rag-stage .rag-elapsed { color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }

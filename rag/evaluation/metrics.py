@@ -551,6 +551,9 @@ def aggregate(rows: list[dict], k: int, current_threshold: float | None = None) 
     if labelled:
         y = [r["answerable"] is False for r in labelled]
         refusal["confusion"] = confusion(y, [bool(r.get("refused")) for r in labelled])
+        # Refused, or answered with the low-confidence note: what a reader is warned about.
+        refusal["flagged"] = confusion(y, [bool(r.get("refused")) or r.get("confidence") == "low"
+                                           for r in labelled])
         scored = [(label, r["score"]) for label, r in zip(y, labelled) if r.get("score") is not None]
         if scored:
             labels = [s[0] for s in scored]

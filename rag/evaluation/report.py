@@ -90,6 +90,12 @@ def headline(metrics: dict) -> list[tuple[str, str, str]]:
                      f"{fmt(conf.get('precision'))} / {fmt(conf.get('recall'))} / {fmt(conf.get('f1'))}", str(conf["n"])))
         rows.append(("refusal confusion TP / FP / FN / TN",
                      f"{conf['tp']} / {conf['fp']} / {conf['fn']} / {conf['tn']}", ""))
+    flagged = ref.get("flagged")
+    if flagged:
+        answerable = flagged["fp"] + flagged["tn"]
+        rows.append(("refused or low confidence: unanswerable / answerable",
+                     f"{fmt(flagged['recall'])} / {fmt(flagged['fp'] / answerable if answerable else None)}",
+                     str(flagged["n"])))
     if ref.get("roc"):
         rows.append(("answerability ROC AUC", fmt(ref["roc"].get("auc")), ""))
     th = ref.get("threshold")

@@ -464,6 +464,7 @@ class EvalRun:
                 retrieved = self.qa.search(q.question).sources
             row.update({
                 "answer": answer.text, "refused": bool(answer.refused), "score": answer.score,
+                "confidence": answer.confidence,
                 "generator": answer.generator, "citations_checked": [c.to_dict() for c in answer.citations],
                 **M.checked_citations([c.to_dict() for c in answer.citations]),
                 "answer_lang": answer.lang,

@@ -582,7 +582,8 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 
         async def events():
             sources = [_source_json(i, s) for i, s in enumerate(streamed.sources, start=1)]
-            yield _sse({"sources": sources, "refused": streamed.refused}, event="sources")
+            yield _sse({"sources": sources, "refused": streamed.refused, "confidence": streamed.answer.confidence,
+                        "note": streamed.answer.note}, event="sources")
             pending = list(held)
             try:
                 while True:
@@ -654,6 +655,7 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
                 "usage": _usage(collection, answer, question),
                 "sources": [_source_json(i, s) for i, s in enumerate(answer.sources, start=1)],
                 "refused": answer.refused,
+                "confidence": answer.confidence, "note": answer.note,  # the low-confidence note (rag.config)
             })
 
         _admit()
@@ -668,7 +670,8 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 
         async def events():
             sources = [_source_json(i, s) for i, s in enumerate(streamed.sources, start=1)]
-            yield chunk({"role": "assistant", "content": ""}, sources=sources, refused=streamed.refused)
+            yield chunk({"role": "assistant", "content": ""}, sources=sources, refused=streamed.refused,
+                        confidence=streamed.answer.confidence, note=streamed.answer.note)
             pending = list(held)
             try:
                 while True:

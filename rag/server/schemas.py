@@ -29,6 +29,7 @@ class RetrieveRequest(BaseModel):
     lexical_weight: float | None = None
     expansion_weight: float | None = None
     min_score: float | None = None
+    caution_score: float | None = None
 
 
 class AskRequest(RetrieveRequest):
