@@ -22,13 +22,41 @@ STOPWORDS = frozenset(
     "a an and are as at be by for from how in is it of on or that the this to was what when where which who why "
     "with does do did can could should would will you your i we they he she their there these those than then "
     "il lo la i gli le un una uno di da in con su per tra fra e è che non come cosa quale quali quanto quanti del "
-    "della dei delle al alla ai alle nel nella nei nelle si sono".split()
+    "della dei delle al alla ai alle nel nella nei nelle si sono "
+    # elided articles and prepositions, when a typographic apostrophe split them off ("dell’API")
+    "dell nell dall sull all quell".split()
 )
+
+# Elided articles and prepositions of Italian and French: "dell'API" is the word "API",
+# "l'addestramento" is "addestramento", "d'entraînement" is "entraînement". Left joined,
+# "dell'api" would be a rare word no document holds, and a question with it would look
+# less answerable than the same question in English.
+ELIDED = frozenset("l un dell nell all dall sull coll quell quest bell sant d c n s m t j qu lorsqu puisqu jusqu".split())
+
+
+def unelide(word: str) -> str:
+    """``word`` (lowercased) without an elided article or preposition in front ("dell'api"
+    -> "api") or an English possessive behind ("distilbert's" -> "distilbert")."""
+    while "'" in word:
+        head, _, tail = word.partition("'")
+        if head in ELIDED and tail:
+            word = tail
+        elif tail == "s" and head:
+            word = head
+        else:
+            break
+    return word
+
+
+def normalize_apostrophes(text: str) -> str:
+    """Typographic apostrophes as ASCII ones, so that "dell’API" reads like "dell'API"."""
+    return text.replace("\u2019", "'").replace("\u02bc", "'")
 
 
 def tokenize(text: str) -> list[str]:
     tokens: list[str] = []
-    for cjk, word in _TOKEN.findall(text.lower()):
+    for cjk, word in _TOKEN.findall(normalize_apostrophes(text.lower())):
+        word = unelide(word) if word else word
         if cjk:
             if len(cjk) == 1:
                 tokens.append(cjk)

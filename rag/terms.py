@@ -34,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from .lexical import STOPWORDS, LexicalIndex
+from .lexical import STOPWORDS, LexicalIndex, normalize_apostrophes, unelide
 from .vectors import build_faiss, choose_index_type, search_few
 
 # A neighbour counts when its cosine with the question term reaches this; each
@@ -75,7 +75,8 @@ def extract_terms(text: str) -> list[str]:
     numbers and function words are dropped (numbers stay exact in the plain BM25).
     """
     terms: list[str] = []
-    for han, kana, word in _TERM.findall(text.lower()):
+    for han, kana, word in _TERM.findall(normalize_apostrophes(text.lower())):
+        word = unelide(word) if word else word
         if han:
             terms.extend(w for w in _segmenter().lcut(han) if len(w) >= 2)
         elif kana:

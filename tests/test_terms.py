@@ -38,6 +38,20 @@ def reports(embedder):
     return TermIndex.build(chunk_terms, vectors, embedder.dim), embedder
 
 
+@pytest.mark.parametrize("text, words", [
+    ("la temperatura dell'API", ["temperatura", "api"]),
+    ("la temperatura dell’API", ["temperatura", "api"]),           # typographic apostrophe
+    ("l'addestramento c'è", ["addestramento"]),
+    ("le taux d'apprentissage de l'optimiseur", ["taux", "apprentissage", "optimiseur"]),
+    ("DistilBERT's hidden state", ["distilbert", "hidden", "state"]),
+])
+def test_elided_articles_and_possessives_leave_the_word_itself(text, words):
+    from rag.lexical import tokenize
+
+    assert [w for w in extract_terms(text) if w not in ("la", "le", "de")] == words
+    assert set(words) <= set(tokenize(text)) and not any("'" in t for t in tokenize(text))
+
+
 def test_an_english_word_reaches_its_chinese_and_korean_translations(reports):
     terms, embedder = reports
     (marketing, accuracy) = terms.expansions(embedder.embed_queries(["marketing", "accuracy"]))
