@@ -192,6 +192,25 @@ def test_a_numbered_heading_is_not_a_passage_of_its_own():
     assert "In 2020." in split_sentences("It was released. In 2020.")  # a year still ends a sentence
 
 
+def test_a_heading_alone_is_no_answer_and_a_line_ending_mid_sentence_goes_on():
+    from rag.types import Source
+
+    # A PDF's wrapped lines: "like" cannot end a sentence, so the next line belongs to it.
+    text = ("#### Exercise 3.2: Fine-tuning a CLIP Model (harder)\nUse a (small) CLIP model like \n"
+            "[`openai/clip-vit-base-patch16`](https://huggingface.co/openai/clip-vit-base-\n"
+            "patch16) and evaluate its zero-shot performance.\n\n## Deploy to Azure Container Instance\n\n"
+            "The service answers at http://aci.example.io/score once it is healthy.")
+    passages = split_passages(text)
+    assert not any(p.startswith(("Exercise 3.2", "Deploy to Azure")) for p in passages), passages
+    assert passages[0].startswith("Use a (small) CLIP model like [`openai/clip-vit-base-patch16`]")
+    source = Source(text=text, source="lab.pdf", path="/docs/lab.pdf", page=3, score=1.0)
+    answer = ExtractiveGenerator().generate(GenerationRequest(
+        messages=[], question="Which small CLIP model does Exercise 3.2 suggest?", sources=[source]))
+    assert "openai/clip-vit-base-patch16" in answer.split("\n")[0]
+    # A text of headings only still has passages.
+    assert split_passages("# Quarterly report\n## Sales by region") == ["Quarterly report", "Sales by region"]
+
+
 def test_abbreviations_do_not_cut_the_answer():
     from rag.types import Source
 

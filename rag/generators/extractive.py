@@ -55,12 +55,18 @@ PRIOR_WEIGHT = 0.1
 def split_sentences(text: str, min_chars: int = 8) -> list[str]:
     """Abbreviation-safe sentences ("Dr. Ada Moreno" stays whole) with list and table
     markup stripped, pieces shorter than ``min_chars`` dropped."""
-    sentences = []
+    return [piece for piece, _ in _pieces(text, min_chars)]
+
+
+def _pieces(text: str, min_chars: int) -> list[tuple[str, bool]]:
+    """:func:`split_sentences` with, for each, whether it is a Markdown heading line."""
+    out = []
     for piece in _split_sentences(text):
+        heading = piece.startswith("#")
         piece = piece.strip(" \t-*#>|")
         if len(piece) >= min_chars and re.search(r"\w", piece) and not _ENUMERATOR.match(piece):
-            sentences.append(piece)
-    return sentences
+            out.append((piece, heading))
+    return out
 
 
 # A list or heading number left alone by the sentence splitter ("## 1. Autoregressive
@@ -90,7 +96,14 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
 
     # Short pieces are kept here ("0 405", a table row): packed with their neighbours.
     heading = ""
-    for sentence in _continued(split_sentences(text, min_chars=2)):
+    headings: list[str] = []
+    for sentence, is_heading in _continued(_pieces(text, min_chars=2)):
+        if is_heading and not sentence.endswith(":"):
+            # A Markdown heading alone is not an answer; its words still count for the
+            # passages under it (ExtractiveGenerator.heading).
+            flush()
+            headings.append(sentence)
+            continue
         if heading:
             # A line ending with a colon introduces what follows: keep them together.
             sentence, heading = f"{heading} {sentence}", ""
@@ -106,23 +119,33 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     flush()
     if heading:
         passages.append(heading)
-    return [p for p in dict.fromkeys(passages) if len(p) >= 8]
+    kept = [p for p in dict.fromkeys(passages) if len(p) >= 8]
+    return kept or [h for h in dict.fromkeys(headings) if len(h) >= 8]  # a text of headings only
 
 
 _CONTINUATION = re.compile(r"^[a-z\[(`'\"]")
+# A line ending with one of these words stops mid-sentence, however short it is ("Use a
+# (small) CLIP model like" / "[`openai/clip-vit-base-patch16`]..." in a PDF's wrapped lines).
+_DANGLING = frozenset(
+    "like as such the a an of to and or with for from by in on at is are was were be than that which "
+    "di del della dei delle per come con e o il lo la le gli un una uno da su tra fra al alla nel nella".split())
 
 
-def _continued(sentences: list[str]) -> list[str]:
+def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     """A line that stops without sentence punctuation and is followed by one that starts in
     lower case or with a bracket or quote ("... a CLIP model like" / "[`openai/clip-vit...`]")
-    is one sentence wrapped by the document: joined again."""
-    out: list[str] = []
-    for sentence in sentences:
-        if (out and not _SENTENCE_END.search(out[-1]) and not out[-1].endswith(":")
-                and len(out[-1]) >= FRAGMENT_CHARS and _CONTINUATION.match(sentence)):
-            out[-1] = f"{out[-1]} {sentence}"
-        else:
-            out.append(sentence)
+    is one sentence wrapped by the document: joined again. Long lines and lines ending with
+    a word that cannot end a sentence qualify; headings never do."""
+    out: list[tuple[str, bool]] = []
+    for sentence, heading in pieces:
+        if out and not out[-1][1] and not heading:
+            last = out[-1][0]
+            words = last.split()
+            if (not _SENTENCE_END.search(last) and not last.endswith(":") and _CONTINUATION.match(sentence)
+                    and (len(last) >= FRAGMENT_CHARS or (words and words[-1].lower() in _DANGLING))):
+                out[-1] = (f"{last} {sentence}", False)
+                continue
+        out.append((sentence, heading))
     return out
 
 
