@@ -207,6 +207,9 @@ def test_a_heading_alone_is_no_answer_and_a_line_ending_mid_sentence_goes_on():
     answer = ExtractiveGenerator().generate(GenerationRequest(
         messages=[], question="Which small CLIP model does Exercise 3.2 suggest?", sources=[source]))
     assert "openai/clip-vit-base-patch16" in answer.split("\n")[0]
+    # A numbered heading ("# 7." splits off) and a titled line with nothing under it are no answers either.
+    assert split_passages("# 7. Deploy to Azure Container Instance\n\nIn [56]:\nconfig = InferenceConfig()\n\n"
+                          "GPT (GPT-3):") == ["In [56]: config = InferenceConfig()"]
     # A text of headings only still has passages.
     assert split_passages("# Quarterly report\n## Sales by region") == ["Quarterly report", "Sales by region"]
 

@@ -61,9 +61,11 @@ def split_sentences(text: str, min_chars: int = 8) -> list[str]:
 def _pieces(text: str, min_chars: int) -> list[tuple[str, bool]]:
     """:func:`split_sentences` with, for each, whether it is a Markdown heading line."""
     out = []
+    numbered = False  # "# 7. Deploy to Azure" splits after "7.": the rest is the heading
     for piece in _split_sentences(text):
-        heading = piece.startswith("#")
+        heading = piece.startswith("#") or numbered
         piece = piece.strip(" \t-*#>|")
+        numbered = heading and bool(_ENUMERATOR.match(piece))
         if len(piece) >= min_chars and re.search(r"\w", piece) and not _ENUMERATOR.match(piece):
             out.append((piece, heading))
     return out
@@ -117,8 +119,8 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
         flush()
         passages.append(sentence)
     flush()
-    if heading:
-        passages.append(heading)
+    if heading:  # a title with a colon and nothing under it in this chunk
+        headings.append(heading)
     kept = [p for p in dict.fromkeys(passages) if len(p) >= 8]
     return kept or [h for h in dict.fromkeys(headings) if len(h) >= 8]  # a text of headings only
 
