@@ -204,28 +204,31 @@ def prompts_dir(folder: str | os.PathLike | None = None) -> str | None:
     return str(folder) if folder else None
 
 
-def min_score(value: float | None = None) -> float:
+def _score_threshold(name: str, env_var: str, value: float | None, default: float) -> float:
+    """A threshold on the answerability score: ``value``, else $``env_var``, else ``default``."""
+    from .errors import InputError
+
+    option = "--" + name.replace("_", "-")
     if value is None:
-        env = _env("RAG_MIN_SCORE")
-        value = float(env) if env else DEFAULT_MIN_SCORE
+        env = _env(env_var)
+        try:
+            value = float(env) if env else default
+        except ValueError:
+            raise InputError(f"{env_var}={env!r}: give a number such as {default}, or unset it") from None
     value = float(value)
     if not math.isfinite(value):
-        from .errors import InputError
-
-        raise InputError(f"min_score={value}: give a finite number (RAG_MIN_SCORE or --min-score)")
+        raise InputError(f"{name}={value}: give a finite number ({env_var} or {option})")
     return value
+
+
+def min_score(value: float | None = None) -> float:
+    """The refusal threshold."""
+    return _score_threshold("min_score", "RAG_MIN_SCORE", value, DEFAULT_MIN_SCORE)
 
 
 def caution_score(value: float | None = None) -> float:
-    if value is None:
-        env = _env("RAG_CAUTION_SCORE")
-        value = float(env) if env else DEFAULT_CAUTION_SCORE
-    value = float(value)
-    if not math.isfinite(value):
-        from .errors import InputError
-
-        raise InputError(f"caution_score={value}: give a finite number (RAG_CAUTION_SCORE or --caution-score)")
-    return value
+    """The low-confidence threshold."""
+    return _score_threshold("caution_score", "RAG_CAUTION_SCORE", value, DEFAULT_CAUTION_SCORE)
 
 
 def cache_dir() -> Path:

@@ -92,8 +92,14 @@ def test_a_well_covered_answer_and_a_refusal_carry_no_note(qa):
     assert refused.refused and refused.confidence == "none" and refused.note == ""
 
 
-def test_caution_score_is_one_validated_threshold(qa):
+def test_caution_score_is_one_validated_threshold(qa, monkeypatch):
     assert qa.ask(NEAR_TOPIC_IT, caution_score=0).confidence == "high"
+    monkeypatch.setenv("RAG_CAUTION_SCORE", "0")
+    assert qa.ask(NEAR_TOPIC_IT).confidence == "high"
+    monkeypatch.setenv("RAG_CAUTION_SCORE", "high")
+    with pytest.raises(InputError, match="RAG_CAUTION_SCORE='high': give a number"):
+        qa.ask(NEAR_TOPIC_IT)
+    monkeypatch.delenv("RAG_CAUTION_SCORE")
     assert qa.ask("What pretraining objective does RoBERTa use?", caution_score=1.01).confidence == "low"
     with pytest.raises(InputError, match="caution_score"):
         RetrievalSettings(caution_score=float("inf"))
