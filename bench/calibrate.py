@@ -3,8 +3,10 @@
 
 Over indexes of ../shared/corpus/pdf and ../shared/corpus/txt (built in a temporary
 folder, or given with --pdf-index / --txt-index), for every question of
-../shared/eval/dev_questions.jsonl, bench/data/extra_questions.jsonl and
-bench/data/near_topic_questions.jsonl:
+../shared/eval/dev_questions.jsonl, bench/data/extra_questions.jsonl,
+bench/data/near_topic_questions.jsonl and bench/data/blind_questions.jsonl (40 questions
+written by a separate pass that saw the corpus but not the scoring code: 20 answerable
+and 20 unanswerable, five of each per language; 16 of the unanswerable are near-topic):
 
 * answerability: the signals of rag/answerability.py after default retrieval,
   labelled by the question's ``answerable``; a logistic regression over them (fitted
@@ -39,7 +41,7 @@ common.setup_path()
 import numpy as np  # noqa: E402
 
 QUESTION_FILES = [common.SHARED / "eval" / "dev_questions.jsonl", common.DATA / "extra_questions.jsonl",
-                  common.DATA / "near_topic_questions.jsonl"]
+                  common.DATA / "near_topic_questions.jsonl", common.DATA / "blind_questions.jsonl"]
 MAX_REFUSED_ANSWERABLE = 0.05
 # Answers scoring below the caution threshold are given with a "low confidence" note:
 # the highest threshold that puts at most 20% of the answerable questions below it. A

@@ -1,4 +1,4 @@
-"""Retrieval quality on question files in the dev schema: hit@k and MRR@k of the
+"""Retrieval quality on question files in the dev schema (dev, extra, blind): hit@k and MRR@k of the
 evidence passage, per question language, for the default settings and a few
 alternatives, all over one index built here.
 
@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared"
-QUESTION_FILES = [SHARED / "eval" / "dev_questions.jsonl", ROOT / "bench" / "data" / "extra_questions.jsonl"]
+QUESTION_FILES = [SHARED / "eval" / "dev_questions.jsonl", ROOT / "bench" / "data" / "extra_questions.jsonl",
+                  ROOT / "bench" / "data" / "blind_questions.jsonl"]
 
 
 def squeeze(text: str) -> str:

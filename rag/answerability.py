@@ -12,13 +12,18 @@ answered with whatever they hold. So several signals are combined:
 - ``known``: the rarity-weighted share of the question's words that reach any corpus
   word at all.
 
+What "reach" means is decided in rag/citations.py (term_evidences): a name ("GPU",
+"XLNet") only as written, a compound ("xlnet-large") not through its own parts, a long
+word not through its front ("imagenette" is no "image"). Without those rules a
+near-topic question borrows the words the documents do have.
+
 Also tried, and left out because the fit gave them no weight once coverage was in:
 the best sentence-window cosine, the fused-score margin between the first and the
 k-th chunk, coverage within the best ~240-character span, the rarity of the rarest
 missing word.
 
 A logistic model over them (weights fitted by ``python bench/calibrate.py`` on the
-dev, extra and near-topic question sets) gives ``Answer.score`` in 0..1; questions
+dev, extra, near-topic and blind question sets) gives ``Answer.score`` in 0..1; questions
 below ``min_score`` (rag.config.DEFAULT_MIN_SCORE, ``--min-score``, ``RAG_MIN_SCORE``)
 are refused; answers below ``caution_score`` (rag.config.DEFAULT_CAUTION_SCORE) carry a
 low-confidence note (``Answer.confidence`` "low", ``Answer.note``).
@@ -41,8 +46,8 @@ from .citations import TermEvidence, term_evidence, words_of
 FEATURES = ("dense", "coverage", "known")
 # Fitted by `python bench/calibrate.py` (standardized logistic regression, mapped back
 # to raw feature units here); the threshold is rag.config.DEFAULT_MIN_SCORE.
-WEIGHTS = (6.531, 6.254, 4.39)
-BIAS = -9.09
+WEIGHTS = (2.336, 4.664, 6.711)
+BIAS = -9.122
 TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
 
 

@@ -64,6 +64,8 @@ MAX_TERMS = 24  # of one text: a long sentence's first words carry enough eviden
 WINDOW_CHARS = 200  # windows embedded on the fly when the index stored none
 _CJK_TERM = re.compile(rf"[{CJK_ALL}]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_PARTS = re.compile(r"[._'-]")
+_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*\b")
 _FULLWIDTH_CITATION = re.compile(r"［(\d+(?:\s*[,;]\s*\d+)*)］")
 
 
@@ -176,7 +178,8 @@ QUESTION_WORDS = frozenset(
     "what which who whom whose where when why how many much does did do is are was were according "
     "qual quale quali quanto quanta quanti quante come cosa chi dove quando perché perche secondo "
     "多少 什么 哪些 哪个 哪里 哪儿 怎么 怎样 如何 是否 为什么 是什么 一共 根据 "
-    "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 왜 어떻게".split()
+    "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 왜 어떻게 "
+    "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘".split()  # and the spoken forms of 무엇
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
 _KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
@@ -204,6 +207,23 @@ def content_terms(words: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def names_of(text: str) -> set[str]:
+    """The names of ``text``, lowercased: words written with a capital inside or
+    throughout ("GPU", "BLEU", "XLNet", "LoRA", "ImageNette"); none in a text typed
+    mostly in capitals, where case tells nothing."""
+    letters = [c for c in text if c.isascii() and c.isalpha()]
+    if letters and sum(c.isupper() for c in letters) > 0.5 * len(letters):
+        return set()
+    return {name.lower() for name in _NAME.findall(text)}
+
+
+def _subword(word: str, other: str) -> bool:
+    """Is ``other`` only a piece of ``word`` the embedder's subword tokens share
+    ("sentencepiece" ~ "sentence" 0.75, "imagenette" ~ "image" 0.81), not an inflection
+    ("models" ~ "model")?"""
+    return word.startswith(other) and len(word) - len(other) >= 4 and other.isascii()
+
+
 def term_evidences(texts: Sequence[str], index, embedder, *,
                    terms: Sequence[list[str]] | None = None) -> list[TermEvidence]:
     """:func:`term_evidence` of several texts, their words embedded in one batch."""
@@ -215,10 +235,22 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
     reach: dict[str, dict[str, float]] = {w: {w: 1.0} for w in unique}
     weight: dict[str, float] = {w: math.log(1 + n_docs) for w in unique}
     known: dict[str, bool] = {w: False for w in unique}
+    names = {name for t in texts for name in names_of(t)}
     if unique and term_index is not None and len(term_index) and embedder is not None:
         indptr = term_index.lexical.retriever.scores["indptr"]
         ids = _term_ids(term_index)
         for word, near in zip(unique, term_index.expansions(embedder.embed_queries(unique))):
+            # A compound's own parts are terms of their own ("xlnet-large" -> "xlnet",
+            # "large"): reaching them again would count "XLNet" twice and make a corpus
+            # that only knows XLNet look like it knows XLNet-Large.
+            parts = set(_PARTS.split(word)) if _PARTS.search(word) else ()
+            near = [(token, sim) for token, sim in near if term_index.vocab[token - 1] not in parts
+                    and not _subword(word, term_index.vocab[token - 1])]
+            if word in names:
+                # A name matches only as written (a plural aside): "GPU" ~ "cpu" 0.79,
+                # "MMLU" ~ "lmms" 0.73, "WMT" ~ "mse" 0.81 are look-alikes, and a name is
+                # the same in every language, so no translation is lost.
+                near = [(t, sim) for t, sim in near if term_index.vocab[t - 1] in (word, word + "s")]
             for token, sim in near:
                 term = term_index.vocab[token - 1]
                 reach[word][term] = max(reach[word].get(term, 0.0), sim)

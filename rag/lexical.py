@@ -27,6 +27,8 @@ STOPWORDS = frozenset(
     "dell nell dall sull all quell".split()
 )
 
+_HANGUL_ONLY = re.compile("[\uac00-\ud7a3]+")
+
 # Elided articles and prepositions of Italian and French: "dell'API" is the word "API",
 # "l'addestramento" is "addestramento", "d'entraînement" is "entraînement". Left joined,
 # "dell'api" would be a rare word no document holds, and a question with it would look
@@ -41,6 +43,10 @@ def unelide(word: str) -> str:
         head, _, tail = word.partition("'")
         if head in ELIDED and tail:
             word = tail
+        elif head and _HANGUL_ONLY.fullmatch(tail):
+            # Korean writes no apostrophe inside a word: '삼각형'은 is a quoted word and
+            # its particle
+            word = head
         elif tail == "s" and head:
             word = head
         else:

@@ -49,6 +49,10 @@ from .text import KANA as _KANA
 
 _TERM = re.compile(rf"([{_HAN}]+)|([{_KANA}]+)|([^\W_{_HAN}{_KANA}]+(?:[._'-][^\W_{_HAN}{_KANA}]+)*)")
 
+_MIXED = re.compile("[\uac00-\ud7a3]")
+_LATIN = re.compile("[a-z0-9]")
+_MIXED_PIECES = re.compile("[\uac00-\ud7a3]+|[^\uac00-\ud7a3]+")
+
 _jieba_lock = threading.Lock()
 _jieba = None
 
@@ -82,12 +86,23 @@ def extract_terms(text: str) -> list[str]:
         elif kana:
             if len(kana) >= 2:
                 terms.append(kana)
-        elif _is_term(word):
-            terms.append(word)
-            if any(sep in word for sep in "._'-"):
-                # per_device_train_batch_size also answers to "batch size"
-                terms.extend(part for part in re.split(r"[._'-]", word) if _is_term(part))
+        elif _MIXED.search(word) and _LATIN.search(word):
+            # Korean writes its particles onto a Latin word ("top-p는", "lora를", "gb인가요"):
+            # the word and its particle are two words
+            for piece in _MIXED_PIECES.findall(word):
+                terms.extend(_word_terms(piece.strip("._'-")))
+        else:
+            terms.extend(_word_terms(word))
     return terms
+
+
+def _word_terms(word: str) -> list[str]:
+    if not _is_term(word):
+        return []
+    if any(sep in word for sep in "._'-"):
+        # per_device_train_batch_size also answers to "batch size"
+        return [word, *(part for part in re.split(r"[._'-]", word) if _is_term(part))]
+    return [word]
 
 
 def _is_term(word: str) -> bool:

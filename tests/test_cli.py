@@ -100,15 +100,15 @@ def test_ask_refusal_in_the_question_language(corpus_txt_index):
 
 
 def test_ask_puts_the_low_confidence_note_above_the_answer(corpus_txt_index):
-    # Near-topic: the report is Tencent's, but never gives the company's head count.
-    result = run("ask", "Quanti dipendenti ha Tencent secondo il rapporto?", "-g", "extractive",
+    # Near-topic: the notebook deploys to AKS, but never says what it costs.
+    result = run("ask", "Quanto costa al mese il servizio AKS?", "-g", "extractive",
                  "--index", corpus_txt_index.path)
     assert result.exit_code == 0, result.output
     first, rest = result.stdout.split("\n", 1)
     assert re.fullmatch(r"\(Affidabilità bassa: .+ Answerability 0\.\d\d\.\)", first), first
     assert "[1]" in rest and "\nSources:\n" in rest
     # --caution-score sets the threshold; 0 gives no note.
-    quiet = run("ask", "Quanti dipendenti ha Tencent secondo il rapporto?", "-g", "extractive",
+    quiet = run("ask", "Quanto costa al mese il servizio AKS?", "-g", "extractive",
                 "--index", corpus_txt_index.path, "--caution-score", "0", "--json")
     data = json.loads(quiet.stdout)
     assert data["confidence"] == "high" and data["note"] == ""

@@ -52,6 +52,12 @@ def test_elided_articles_and_possessives_leave_the_word_itself(text, words):
     assert set(words) <= set(tokenize(text)) and not any("'" in t for t in tokenize(text))
 
 
+def test_a_quoted_korean_word_is_the_word_without_its_particle():
+    # '불가능한 삼각형'은 ("the 'impossible triangle'" + topic particle): Korean writes no
+    # apostrophe inside a word, so the quote closes the quotation.
+    assert extract_terms("범용 모델의 '불가능한 삼각형'은") == ["범용", "모델의", "불가능한", "삼각형"]
+
+
 def test_an_english_word_reaches_its_chinese_and_korean_translations(reports):
     terms, embedder = reports
     (marketing, accuracy) = terms.expansions(embedder.embed_queries(["marketing", "accuracy"]))
