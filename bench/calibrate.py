@@ -6,7 +6,9 @@ folder, or given with --pdf-index / --txt-index), for every question of
 ../shared/eval/dev_questions.jsonl, bench/data/extra_questions.jsonl,
 bench/data/near_topic_questions.jsonl and bench/data/blind_questions.jsonl (40 questions
 written by a separate pass that saw the corpus but not the scoring code: 20 answerable
-and 20 unanswerable, five of each per language; 16 of the unanswerable are near-topic):
+and 20 unanswerable, five of each per language; 16 of the unanswerable are near-topic), and, not
+fitted on but measured with the score and thresholds in use, bench/data/blind2_questions.jsonl
+(40 more written the same way, 15 of its unanswerable near-topic):
 
 * answerability: the signals of rag/answerability.py after default retrieval,
   labelled by the question's ``answerable``; a logistic regression over them (fitted
@@ -42,6 +44,8 @@ import numpy as np  # noqa: E402
 
 QUESTION_FILES = [common.SHARED / "eval" / "dev_questions.jsonl", common.DATA / "extra_questions.jsonl",
                   common.DATA / "near_topic_questions.jsonl", common.DATA / "blind_questions.jsonl"]
+# Not fitted on: the answerability score and thresholds in use are only measured on it.
+CHECK_FILES = [common.DATA / "blind2_questions.jsonl"]
 MAX_REFUSED_ANSWERABLE = 0.05
 # Answers scoring below the caution threshold are given with a "low confidence" note:
 # the highest threshold that puts at most 20% of the answerable questions below it. A
@@ -169,15 +173,18 @@ def main() -> None:
     from rag import answerability, citations, config
 
     questions = read(QUESTION_FILES)
-    rows, pairs = [], []
+    checks = read(CHECK_FILES)
+    rows, pairs, check_rows = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for kind, given in (("pdf", args.pdf_index), ("txt", args.txt_index)):
             path = Path(given) if given else build_index(kind, Path(tmp), log)
             r, s = collect(path, questions, log)
-            for row in r:
+            c, _ = collect(path, checks, log)
+            for row in r + c:
                 row["corpus"] = kind
             rows += r
             pairs += s
+            check_rows += c
 
     # ---------------------------------------------------------------- answerability
     names = answerability.FEATURES
@@ -251,7 +258,17 @@ def main() -> None:
         "at_threshold": {"supporting_passed": float((s_current[sy] >= citations.SUPPORT_THRESHOLD).mean()),
                          "not_supporting_passed": float((s_current[~sy] >= citations.SUPPORT_THRESHOLD).mean())},
     }
-    report = {"questions": len(questions), "refusal": refusal, "support": support, "rows": rows}
+    # ---------------------------------------------------------------- held-out check
+    cx = np.array([[row[n] for n in names] for row in check_rows])
+    c_answerable = np.array([row["answerable"] for row in check_rows])
+    c_scores = predict(cx, np.asarray(answerability.WEIGHTS), answerability.BIAS)
+    check = {"files": [Path(f).name for f in CHECK_FILES],
+             "auc_in_use": auc(c_scores[c_answerable], c_scores[~c_answerable]),
+             "at_default": rates(c_scores, c_answerable, config.DEFAULT_MIN_SCORE),
+             "flagged_at_caution_default": rates(c_scores, c_answerable, config.DEFAULT_CAUTION_SCORE)}
+    refusal["held_out_check"] = check
+    report = {"questions": len(questions), "refusal": refusal, "support": support, "rows": rows,
+              "check_rows": check_rows}
     table = "\n".join([
         f"answerability ROC AUC: before (dense cosine) {refusal['auc_before_dense_cosine']:.3f}, "
         f"in use {refusal['auc_in_use']:.3f}, refit {refusal['auc_fitted']:.3f}, "
@@ -265,6 +282,8 @@ def main() -> None:
         f"  low confidence below {config.DEFAULT_CAUTION_SCORE} (recommended {caution}): "
         f"{fmt_rates(refusal['flagged_at_caution_default'], 'refused or flagged')}",
         f"  cross-validated: {fmt_rates(refusal['cross_validated_flagged'], 'refused or flagged')}",
+        f"held-out check ({', '.join(check['files'])}, not fitted on): ROC AUC {check['auc_in_use']:.3f}; "
+        f"{fmt_rates(check['at_default'])}; {fmt_rates(check['flagged_at_caution_default'], 'refused or flagged')}",
         f"support ROC AUC {support['auc_in_use']:.3f} on {len(pairs)} pairs ({int(sy.sum())} supporting); "
         f"refit weights {support['fitted']['weights']} bias {support['fitted']['bias']}; Youden cut {cut}",
         f"  per feature: " + ", ".join(f"{k} {v:.3f}" for k, v in support["auc_each_feature"].items()),

@@ -179,7 +179,18 @@ QUESTION_WORDS = frozenset(
     "qual quale quali quanto quanta quanti quante come cosa chi dove quando perché perche secondo "
     "多少 什么 哪些 哪个 哪里 哪儿 怎么 怎样 如何 是否 为什么 是什么 一共 根据 "
     "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 왜 어떻게 "
-    "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘".split()  # and the spoken forms of 무엇
+    "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘 "  # the spoken forms of 무엇
+    "哪一天 哪天 哪一年 哪年 什么时候 何时 多久 多长 几个 几种 几次 多大".split()
+)
+# Words for the documents themselves ("according to the report", "nei documenti", "보고서에
+# 따르면", "报告中"): they name where to look, not what to find, and the embedder often fails
+# to carry them across languages ("report" ~ "举报", to denounce), which made a question
+# about the Chinese report look less answerable in English or Italian.
+SOURCE_WORDS = frozenset(
+    "report reports document documents doc docs notebook notes slides paper article text file files "
+    "rapporto report documento documenti testo articolo appunti slide file "
+    "报告 报告中 文档 文件 资料 文章 课件 笔记 幻灯片 "
+    "보고서 보고서에서 문서 자료 슬라이드 강의 노트".split()
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
 _KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
@@ -188,11 +199,12 @@ _KO_QUESTION = ("얼마", "어디", "무엇", "어떤", "어떻", "누구", "언
 
 
 def content_terms(words: Sequence[str]) -> list[str]:
-    """``words`` without question words and Korean predicate endings; a Korean particle
-    is cut from the word it ends ("t5의" -> "t5", "정확도는" -> "정확도")."""
+    """``words`` without question words, words for the documents themselves and Korean
+    predicate endings; a Korean particle is cut from the word it ends ("t5의" -> "t5",
+    "정확도는" -> "정확도")."""
     out = []
     for word in words:
-        if word in QUESTION_WORDS:
+        if word in QUESTION_WORDS or word in SOURCE_WORDS:
             continue
         if _HANGUL.search(word) and _KO_ENDING.search(word):
             # "빠른가요" -> "빠른"; "얼마였나요", "있나요" carry nothing
@@ -202,7 +214,7 @@ def content_terms(words: Sequence[str]) -> list[str]:
         particle = _KO_PARTICLE.match(word) if _HANGUL.search(word[-1:]) else None
         if particle and len(particle.group(1)) >= 2:
             word = particle.group(1)
-        if word not in QUESTION_WORDS:
+        if word not in QUESTION_WORDS and word not in SOURCE_WORDS:
             out.append(word)
     return list(dict.fromkeys(out))
 

@@ -161,3 +161,17 @@ def test_a_name_matches_only_as_written(qa):
     assert names_of("Which GPU did XLNet use, and its ImageNette score?") == {"gpu", "xlnet", "imagenette"}
     assert names_of("WHAT RECALL DID THE TITANIC MODEL REACH?") == set()  # typed in capitals: no names
     assert not qa.ask("WHAT PRETRAINING OBJECTIVE DOES ROBERTA USE?").refused
+
+
+def test_words_for_the_documents_themselves_are_no_question_terms(qa):
+    # "il rapporto" says where to look, not what to find; the embedder cannot carry it to
+    # the Chinese report's 报告 ("report" ~ 举报, to denounce), so it must not count as missing.
+    from rag.citations import content_terms
+
+    assert content_terms(["secondo", "rapporto", "maas"]) == ["maas"]
+    assert content_terms(["보고서에", "maas는"]) == ["maas"]
+    assert content_terms(["哪一天", "部署"]) == ["部署"]
+    plain = qa.ask("What does MaaS stand for?")
+    italian = qa.ask("Secondo il rapporto, cosa significa MaaS?")
+    assert not italian.refused and "Model as a Service" in italian.text
+    assert abs(italian.score - plain.score) < 0.1
