@@ -238,3 +238,16 @@ def test_extractive_answer_is_one_or_two_passages_that_hold_the_answer(corpus_pd
     assert not answer.refused and expected in answer.text
     assert 1 <= len(answer.text.split("\n")) <= MAX_PASSAGES
     assert len(answer_sentences(answer.text)) <= 4  # a sentence or two (a label line may add one)
+
+
+def test_a_label_number_is_not_the_number_a_question_asks_for():
+    # "Exercise 2" or "图2" names a part of the document; the accuracy asked for is a value.
+    from rag.generators.extractive import answer_type_match
+
+    question = "What test accuracy did the LoRA model reach?"
+    assert answer_type_match(question, "In Exercise 2 we fine-tuned the entire model.") == 0.0
+    assert answer_type_match(question, "'eval_accuracy': 0.8311444652908068") == 1.0
+    assert answer_type_match("准确率是多少?", "见图2和表3") == 0.0
+    assert answer_type_match("How many rows are there?", "7. Deploy to AKS") == 0.0
+    assert answer_type_match("How many rows are there?", "In [12]: num_rows: 8530") == 1.0
+    assert answer_type_match("What pretraining objective does RoBERTa use?", "Exercise 2") == 0.5
