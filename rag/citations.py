@@ -43,7 +43,7 @@ import numpy as np
 
 from .lexical import tokenize
 from .terms import EXPANSION_MIN_SIMILARITY, extract_terms, question_terms
-from .text import CITATION, CJK_ALL, cited_numbers, sentence_windows, split_sentences
+from .text import CITATION, CJK_ALL, HANGUL_SYLLABLES, cited_numbers, sentence_windows, split_sentences
 from .types import Citation, Source
 
 # --------------------------------------------------------------------------- calibrated constants
@@ -194,7 +194,7 @@ SOURCE_WORDS = frozenset(
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
 _KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
-_HANGUL = re.compile("[\uac00-\ud7a3]")
+_HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
 _KO_QUESTION = ("얼마", "어디", "무엇", "어떤", "어떻", "누구", "언제", "몇")
 
 

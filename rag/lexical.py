@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .text import CJK as _CJK
+from .text import HANGUL_SYLLABLES
 
 _CJK_RUN = rf"[{_CJK}]+"
 # Word characters other than CJK: "XLNet은" is "xlnet" + "은", "ChatGPT的" is "chatgpt" + "的".
@@ -27,7 +28,7 @@ STOPWORDS = frozenset(
     "dell nell dall sull all quell".split()
 )
 
-_HANGUL_ONLY = re.compile("[\uac00-\ud7a3]+")
+_HANGUL_ONLY = re.compile(f"[{HANGUL_SYLLABLES}]+")
 
 # Elided articles and prepositions of Italian and French: "dell'API" is the word "API",
 # "l'addestramento" is "addestramento", "d'entraînement" is "entraînement". Left joined,

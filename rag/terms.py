@@ -45,13 +45,14 @@ EXPANSION_MIN_SIMILARITY = 0.6
 EXPANSION_NEIGHBORS = 10
 
 from .text import HAN as _HAN
+from .text import HANGUL_SYLLABLES
 from .text import KANA as _KANA
 
 _TERM = re.compile(rf"([{_HAN}]+)|([{_KANA}]+)|([^\W_{_HAN}{_KANA}]+(?:[._'-][^\W_{_HAN}{_KANA}]+)*)")
 
-_MIXED = re.compile("[\uac00-\ud7a3]")
+_HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
 _LATIN = re.compile("[a-z0-9]")
-_MIXED_PIECES = re.compile("[\uac00-\ud7a3]+|[^\uac00-\ud7a3]+")
+_SCRIPT_RUNS = re.compile(f"[{HANGUL_SYLLABLES}]+|[^{HANGUL_SYLLABLES}]+")
 
 _jieba_lock = threading.Lock()
 _jieba = None
@@ -86,10 +87,10 @@ def extract_terms(text: str) -> list[str]:
         elif kana:
             if len(kana) >= 2:
                 terms.append(kana)
-        elif _MIXED.search(word) and _LATIN.search(word):
+        elif _HANGUL.search(word) and _LATIN.search(word):
             # Korean writes its particles onto a Latin word ("top-p는", "lora를", "gb인가요"):
             # the word and its particle are two words
-            for piece in _MIXED_PIECES.findall(word):
+            for piece in _SCRIPT_RUNS.findall(word):
                 terms.extend(_word_terms(piece.strip("._'-")))
         else:
             terms.extend(_word_terms(word))

@@ -161,11 +161,13 @@ _ASKS_NUMBER = re.compile(
 _ASKS_ADDRESS = re.compile(r"\b(url|uri|address|endpoint|indirizzo|link)\b|주소|地址|网址|接口", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _ADDRESS = re.compile(r"https?://|\b\d{1,3}(?:\.\d{1,3}){3}\b|\w+\.\w+/\w+")
-# A number that names a part of the document ("Exercise 2", "Figure 3", "图2", "第三章",
-# a list's "7.") is a label, not a value: it must not pass for the number a question asks.
+# A number that names a part of the document ("Exercise 2", "Figure 3", "图2", "第3章",
+# a notebook cell "In [31]", a list's "7.") is a label, not a value: it must not pass for the
+# number a question asks.
 _LABEL_NUMBER = re.compile(
     r"(?i)\b(?:exercises?|esercizi[oa]?|figure|fig\.|table|tabella|chapter|capitolo|section|sezione|"
-    r"step|passo|part|parte|cell|in)\s*[\[(（［]?\s*\d+(?:\.\d+)*|[图表第]\s*\d+|^\s*#*\s*\d+\.(?!\d)",
+    r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
+    r"^\s*#*\s*\d+\.(?!\d)",
     re.MULTILINE)
 ANSWER_TYPE_WEIGHT = 0.15
 
