@@ -132,6 +132,8 @@ def collect(index_path: Path, questions: list[dict], log) -> tuple[list[dict], l
     from rag.citations import CitationChecker, term_evidence
     from rag.embedders import get_embedder
     from rag.evaluation.metrics import keyword_groups_match, passage_in_chunk
+    from rag.generators.extractive import rank_passages
+    from rag.qa import WindowLookup
     from rag.retrieval import search
     from rag.settings import RetrievalSettings
     from rag.store import load_index
@@ -139,11 +141,15 @@ def collect(index_path: Path, questions: list[dict], log) -> tuple[list[dict], l
     index = load_index(index_path)
     embedder = get_embedder(index.embed_model)
     checker = CitationChecker(index, embedder)
+    windows = WindowLookup(index, embedder)
     settings = RetrievalSettings()
     rows, pairs = [], []
     for q in questions:
         retrieval = search(index, q["question"], settings)
-        sig, _ = signals(q["question"], retrieval, index, embedder)
+        evidence_terms = term_evidence(q["question"], index, embedder)
+        ranked = rank_passages(q["question"], retrieval.sources, embedder, evidence_terms, windows)
+        sig, _ = signals(q["question"], retrieval, index, embedder, evidence=evidence_terms,
+                         passage=ranked[0][1] if ranked else "")
         rows.append({"id": q["id"], "lang": q.get("lang"), "answerable": q.get("answerable", True) is not False,
                      **sig.to_dict()})
         evidence = q.get("evidence")

@@ -10,7 +10,11 @@ answered with whatever they hold. So several signals are combined:
   ("정확도" reaches "accuracy"); a near-topic question's decisive word ("BLEU",
   "Australia", "TPU") is usually nowhere;
 - ``known``: the rarity-weighted share of the question's words that reach any corpus
-  word at all.
+  word at all;
+- ``kind``: 0 when the question asks for a number or an address and the passage a reader
+  would answer with (rag.generators.extractive.rank_passages) holds none, else 1
+  (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
+  passage, with every word, but no count in it.
 
 What "reach" means is decided in rag/citations.py (term_evidences): a name ("GPU",
 "XLNet") only as written, a compound ("xlnet-large") not through its own parts, a long
@@ -41,13 +45,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .answer_types import answer_type_match
 from .citations import TermEvidence, term_evidence, words_of
 
-FEATURES = ("dense", "coverage", "known")
+FEATURES = ("dense", "coverage", "known", "kind")
 # Fitted by `python bench/calibrate.py` (standardized logistic regression, mapped back
 # to raw feature units here); the threshold is rag.config.DEFAULT_MIN_SCORE.
-WEIGHTS = (2.44, 3.997, 6.644)
-BIAS = -8.756
+WEIGHTS = (3.398, 3.781, 6.899, 2.096)
+BIAS = -11.021
 TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
 
 
@@ -56,6 +61,7 @@ class Signals:
     dense: float
     coverage: float
     known: float
+    kind: float = 1.0
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES], dtype=np.float64)
@@ -71,14 +77,17 @@ def score(signals: Signals) -> float:
 
 
 def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | None = None,
-            own_question: str | None = None) -> tuple[Signals, TermEvidence]:
+            own_question: str | None = None, passage: str = "") -> tuple[Signals, TermEvidence]:
     """The answerability signals of a retrieval for ``question`` (the standalone question);
-    ``own_question`` is what the user typed when it was joined to an earlier one."""
+    ``own_question`` is what the user typed when it was joined to an earlier one; ``passage``
+    is the reader's best passage (rag.generators.extractive.rank_passages)."""
     sources = retrieval.sources
     if evidence is None:
         evidence = term_evidence(question, index, embedder)
+    # 0.5 from answer_type_match: the question asks for no particular kind of answer.
+    kind = float(answer_type_match(own_question or question, passage) > 0)
     if not sources:
-        return Signals(float(retrieval.best_dense), 0.0, evidence.known()), evidence
+        return Signals(float(retrieval.best_dense), 0.0, evidence.known(), kind), evidence
     own = evidence
     if own_question and own_question != question:
         mine = term_evidence(own_question, index, embedder)
@@ -86,7 +95,7 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
             own = mine
     top = sources[:TOP_CHUNKS]
     coverage = max(own.coverage(source.text, words_of(source.text)) for source in top) if len(own) else 0.0
-    return Signals(float(retrieval.best_dense), coverage, own.known()), evidence
+    return Signals(float(retrieval.best_dense), coverage, own.known(), kind), evidence
 
 
 __all__ = ["Signals", "signals", "score", "FEATURES", "WEIGHTS", "BIAS"]

@@ -44,13 +44,13 @@ DEFAULT_GENERATOR = "extractive"
 # Answerability score (rag/answerability.py, 0..1) below which a question counts as not
 # covered by the documents: the highest threshold that refuses at most 5% of the
 # answerable questions of the dev, extra, near-topic and blind sets (`python bench/calibrate.py`).
-DEFAULT_MIN_SCORE = 0.34
+DEFAULT_MIN_SCORE = 0.36
 # Answers scoring below this (and at least DEFAULT_MIN_SCORE) carry a low-confidence note
 # (Answer.confidence "low"): the highest threshold that flags at most 20% of the
 # answerable questions of the same sets (`python bench/calibrate.py`). The score cannot
 # refuse most near-topic questions without refusing many answerable ones; the note tells
 # the reader which answers to check against their quotes.
-DEFAULT_CAUTION_SCORE = 0.68
+DEFAULT_CAUTION_SCORE = 0.72
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text

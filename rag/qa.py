@@ -305,10 +305,18 @@ class QA:
         from .answerability import score as answerability_score
         from .answerability import signals as answerability_signals
 
+        from .citations import term_evidence
+        from .generators.extractive import rank_passages
+
         embedder = get_embedder(opened.embed_model)
         t2 = time.perf_counter()
-        signals, evidence = answerability_signals(standalone, retrieval_result, opened, embedder,
-                                                  own_question=question)
+        evidence = term_evidence(standalone, opened, embedder)
+        windows = WindowLookup(opened, embedder)
+        # The passage a reader would answer with: whether it holds the kind of answer asked
+        # for is a signal; the extractive generator answers from this same ranking.
+        ranked = rank_passages(standalone, retrieval_result.sources, embedder, evidence, windows)
+        signals, evidence = answerability_signals(standalone, retrieval_result, opened, embedder, evidence=evidence,
+                                                  own_question=question, passage=ranked[0][1] if ranked else "")
         answer.score = round(answerability_score(signals), 4)
         answer.timings["answerability"] = time.perf_counter() - t2
         threshold = config.min_score(retrieval_settings.min_score)
@@ -331,7 +339,7 @@ class QA:
         request = GenerationRequest(
             messages=build_messages(standalone, retrieval_result, lang, history, prompts, context_limit, gen),
             question=standalone, sources=retrieval_result.sources, settings=generation_settings,
-            embedder=embedder, evidence=evidence, windows=WindowLookup(opened, embedder),
+            embedder=embedder, evidence=evidence, windows=windows, ranked=ranked,
         )
         refusal_text = prompts.refusal(lang)
         gen_started = time.perf_counter()

@@ -242,7 +242,7 @@ def test_extractive_answer_is_one_or_two_passages_that_hold_the_answer(corpus_pd
 
 def test_a_label_number_is_not_the_number_a_question_asks_for():
     # "Exercise 2" or "图2" names a part of the document; the accuracy asked for is a value.
-    from rag.generators.extractive import answer_type_match
+    from rag.answer_types import answer_type_match
 
     question = "What test accuracy did the LoRA model reach?"
     assert answer_type_match(question, "In Exercise 2 we fine-tuned the entire model.") == 0.0
@@ -251,3 +251,27 @@ def test_a_label_number_is_not_the_number_a_question_asks_for():
     assert answer_type_match("How many rows are there?", "7. Deploy to AKS") == 0.0
     assert answer_type_match("How many rows are there?", "In [12]: num_rows: 8530") == 1.0
     assert answer_type_match("What pretraining objective does RoBERTa use?", "Exercise 2") == 0.5
+
+
+def test_the_extractive_answer_comes_from_the_ranking_the_answerability_check_made(corpus_pdf_index):
+    # rag.qa ranks the passages once (its best one's answer type is a refusal signal) and hands
+    # the ranking to the generator: what the check read is what the reader sees.
+    from rag.citations import term_evidence
+    from rag.embedders import get_embedder
+    from rag.generators.extractive import rank_passages
+    from rag.qa import WindowLookup
+    from rag.store import load_index
+
+    index = load_index(corpus_pdf_index.path)
+    embedder = get_embedder(index.embed_model)
+    question = "What port does the local web service listen on?"
+    sources = search(index, question, RetrievalSettings()).sources
+    ranked = rank_passages(question, sources, embedder, term_evidence(question, index, embedder),
+                           WindowLookup(index, embedder))
+    assert "6789" in ranked[0][1]
+    request = GenerationRequest(messages=[], question=question, sources=sources, ranked=ranked)
+    assert ExtractiveGenerator().generate(request).startswith(ranked[0][1][:40])
+    # with a ranking that says otherwise, the generator follows it
+    other = [ranked[1]] + [r for r in ranked if r is not ranked[1]]
+    assert ExtractiveGenerator().generate(GenerationRequest(messages=[], question=question, sources=sources,
+                                                            ranked=other)).startswith(ranked[1][1][:40])

@@ -27,6 +27,7 @@ def qa(corpus_txt_index):
     "Which bank does the Tencent report name as the first to deploy an industry large model?",
     "GPT-4的上下文窗口有多长?",                            # the notes discuss GPT, not GPT-4's context window
     "How many parameters does XLNet-Large have?",       # the notes describe XLNet, not XLNet-Large
+    "AKS集群有多少个节点?",                                # "How many nodes has the AKS cluster?": no count anywhere
 ])
 def test_near_and_off_topic_questions_are_refused(qa, question):
     answer = qa.ask(question)
@@ -38,6 +39,7 @@ def test_near_and_off_topic_questions_are_refused(qa, question):
     "보고서에 따르면 2025년 중국 산업 대형 모델 시장 규모는 얼마인가요?",  # a market size the report never gives
     "Quali risultati ottiene Llama 3 sul benchmark MMLU secondo i documenti?",
     "BERT-base 모델에는 트랜스포머 레이어가 몇 개 있나요?",  # BERT, but never BERT-base's layer count
+    "Quanti nodi ha il cluster AKS?",  # every word is in the AKS passage; a node count is not
 ])
 def test_a_near_topic_question_is_refused_or_answered_with_the_low_confidence_note(qa, question):
     answer = qa.ask(question)
@@ -70,6 +72,15 @@ def test_score_combines_the_signals_monotonically():
     assert 0 < score(weak) < score(Signals(dense=0.4, coverage=0.2, known=0.5)) < 1
     assert score(weak) < score(Signals(dense=0.2, coverage=0.9, known=0.5))
     assert score(weak) < score(Signals(dense=0.2, coverage=0.2, known=1.0))
+    # a question for a number whose best passage holds none scores lower
+    assert score(Signals(dense=0.2, coverage=0.2, known=0.5, kind=0.0)) < score(weak)
+
+
+def test_a_question_for_a_number_needs_a_passage_that_holds_one(qa):
+    asked = qa.ask("What port does the local web service listen on?")
+    assert not asked.refused and "6789" in asked.text
+    # the same passage, but the question asks for a count it never gives
+    assert qa.ask("AKS集群有多少个节点?").score < DEFAULT_MIN_SCORE < asked.score
 
 
 def test_min_score_is_one_validated_threshold(qa, corpus_txt_index):

@@ -21,6 +21,9 @@ class GenerationRequest:
     # source -> (sentence windows, their vectors) as stored in the index, for backends that
     # score passages without embedding them again (rag.citations.source_windows)
     windows: Any = None
+    # The extractive reader's ranking of the sources' passages when it was already made for
+    # the answerability check (rag.generators.extractive.rank_passages): not made twice.
+    ranked: Any = None
 
     # The sampling settings, read by the backends.
     @property

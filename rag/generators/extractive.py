@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rag.answer_types import answer_type_match
 from rag.citations import tokens_of
 from rag.lexical import tokenize
 from rag.text import quote_brackets
@@ -50,6 +51,7 @@ PASSAGE_CHARS = 240
 TOKEN_WEIGHT = 0.5
 TERM_WEIGHT = 0.5
 PRIOR_WEIGHT = 0.1
+ANSWER_TYPE_WEIGHT = 0.15  # holds the kind of answer asked for (rag/answer_types.py)
 
 
 def split_sentences(text: str, min_chars: int = 8) -> list[str]:
@@ -149,42 +151,6 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
                 continue
         out.append((sentence, heading))
     return out
-
-
-# Answer types a question announces, and what a passage needs to hold one: a question
-# for a number wants a number the question does not already give; one for an address
-# wants a URL or an IP address.
-_ASKS_NUMBER = re.compile(
-    r"\b(how (many|much|long|big|large)|what (value|number|size|percentage)|quant[oaie]|numero|valore|"
-    r"accuracy|precision|recall|score|rate|size|runtime|accuratezza|precisione)\b|몇|얼마|多少|几|百分之|정확도|재현율|정밀도|准确率|召回",
-    re.IGNORECASE)
-_ASKS_ADDRESS = re.compile(r"\b(url|uri|address|endpoint|indirizzo|link)\b|주소|地址|网址|接口", re.IGNORECASE)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_ADDRESS = re.compile(r"https?://|\b\d{1,3}(?:\.\d{1,3}){3}\b|\w+\.\w+/\w+")
-# A number that names a part of the document ("Exercise 2", "Figure 3", "图2", "第3章",
-# a notebook cell "In [31]", a list's "7.") is a label, not a value: it must not pass for the
-# number a question asks.
-_LABEL_NUMBER = re.compile(
-    r"(?i)\b(?:exercises?|esercizi[oa]?|figure|fig\.|table|tabella|chapter|capitolo|section|sezione|"
-    r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
-    r"^\s*#*\s*\d+\.(?!\d)",
-    re.MULTILINE)
-ANSWER_TYPE_WEIGHT = 0.15
-
-
-def answer_type_match(question: str, passage: str) -> float:
-    """1 when ``passage`` holds the kind of answer ``question`` asks for (a new number, an
-    address), 0 when it does not, 0.5 when the question announces no type."""
-    wants = []
-    if _ASKS_ADDRESS.search(question):
-        wants.append(bool(_ADDRESS.search(passage)))
-    elif _ASKS_NUMBER.search(question):
-        given = set(_NUMBER.findall(question))
-        values = _NUMBER.findall(_LABEL_NUMBER.sub(" ", passage))
-        wants.append(any(n not in given for n in values))
-    if not wants:
-        return 0.5
-    return 1.0 if all(wants) else 0.0
 
 
 _quote = quote_brackets
@@ -288,7 +254,7 @@ class ExtractiveGenerator(Generator):
         """(passage, 1-based source number) pairs of the answer, best first: the best
         passage, and a second one only if it scores within CLOSE_SCORE of it and at least
         NEW_CONTENT of its content tokens are new."""
-        ranked = self.scored(request)
+        ranked = request.ranked if request.ranked is not None else self.scored(request)
         if not ranked:
             return []
         best_score, best, best_number, _ = ranked[0]
@@ -308,3 +274,12 @@ class ExtractiveGenerator(Generator):
         picked = self.select(request)
         for i, (passage, number) in enumerate(picked):
             yield ("\n" if i else "") + f"{_quote(passage)} [{number}]"
+
+
+def rank_passages(question: str, sources, embedder, evidence, windows=None) -> list[tuple[float, str, int, int]]:
+    """The reader's (score, passage, source number, position) ranking of the passages of
+    ``sources`` for ``question``, best first: what the extractive generator answers with,
+    and, whatever the generator, the passage whose answer type the answerability check reads."""
+    request = GenerationRequest(messages=[], question=question, sources=list(sources), embedder=embedder,
+                                evidence=evidence, windows=windows)
+    return ExtractiveGenerator().scored(request)
