@@ -72,6 +72,11 @@ class Prompts:
         return texts.get(lang) or texts.get("en") or (
             "Low confidence: the documents may not state this directly. Check the quoted sources.")
 
+    def score_label(self, lang: str) -> str:
+        """The word shown before the answerability score, in ``lang``."""
+        texts = self.messages.get("score") or {}
+        return texts.get(lang) or texts.get("en") or "Score"
+
     def language_name(self, lang: str) -> str:
         return self.messages["language_names"].get(lang, "the language of the question")
 

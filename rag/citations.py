@@ -185,11 +185,12 @@ QUESTION_WORDS = frozenset(
 # Words for the documents themselves ("according to the report", "nei documenti", "보고서에
 # 따르면", "报告中"): they name where to look, not what to find, and the embedder often fails
 # to carry them across languages ("report" ~ "举报", to denounce), which made a question
-# about the Chinese report look less answerable in English or Italian.
+# about the Chinese report look less answerable in English or Italian. "text" and "file" are
+# not among them: "text summarization" and "file upload" are what a question is about.
 SOURCE_WORDS = frozenset(
-    "report reports document documents doc docs notebook notes slides paper article text file files "
-    "rapporto report documento documenti testo articolo appunti slide file "
-    "报告 报告中 文档 文件 资料 文章 课件 笔记 幻灯片 "
+    "report reports document documents doc docs notebook notes slides paper article "
+    "rapporto report documento documenti articolo appunti slide "
+    "报告 报告中 文档 资料 文章 课件 笔记 幻灯片 "
     "보고서 보고서에서 문서 자료 슬라이드 강의 노트".split()
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")

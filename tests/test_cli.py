@@ -105,7 +105,7 @@ def test_ask_puts_the_low_confidence_note_above_the_answer(corpus_txt_index):
                  "--index", corpus_txt_index.path)
     assert result.exit_code == 0, result.output
     first, rest = result.stdout.split("\n", 1)
-    assert re.fullmatch(r"\(Affidabilità bassa: .+ Answerability 0\.\d\d\.\)", first), first
+    assert re.fullmatch(r"\(Affidabilità bassa: .+ Punteggio 0\.\d\d\.\)", first), first
     assert "[1]" in rest and "\nSources:\n" in rest
     # --caution-score sets the threshold; 0 gives no note.
     quiet = run("ask", "Quanto costa al mese il servizio AKS?", "-g", "extractive",

@@ -182,6 +182,8 @@ def test_words_for_the_documents_themselves_are_no_question_terms(qa):
     assert content_terms(["secondo", "rapporto", "maas"]) == ["maas"]
     assert content_terms(["보고서에", "maas는"]) == ["maas"]
     assert content_terms(["哪一天", "部署"]) == ["部署"]
+    # ... but a text or a file can be the subject: "text summarization", "file upload"
+    assert content_terms(["text", "summarization"]) == ["text", "summarization"]
     plain = qa.ask("What does MaaS stand for?")
     italian = qa.ask("Secondo il rapporto, cosa significa MaaS?")
     assert not italian.refused and "Model as a Service" in italian.text
