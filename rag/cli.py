@@ -147,7 +147,7 @@ def ask(question, index, generator, model, as_json, **settings):
 def print_note(answer) -> None:
     """The low-confidence note, known before the answer streams (the score comes first)."""
     if answer.note:
-        from prompts import get_prompts
+        from .prompts import get_prompts
 
         click.echo(f"({answer.note} {get_prompts().score_label(answer.lang)} {answer.score:.2f}.)")
 
