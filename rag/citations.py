@@ -196,13 +196,16 @@ SOURCE_WORDS = frozenset(
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
 _KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
 _HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
+# A Sino-Korean noun made a verb with 하다 / 되다 ("추천한", "사전학습됐", "배포된"): the noun is
+# the term. Only after a stem of two syllables or more, all Hangul ("역할", "권한" stay whole).
+_KO_VERB = re.compile(f"^([{HANGUL_SYLLABLES}]{{2,}}?)(하였|되었|했|됐|하는|되는|하고|되고|하여|해서|돼서|하면|되면|한|된|할|될|하|되)$")
 _KO_QUESTION = ("얼마", "어디", "무엇", "어떤", "어떻", "누구", "언제", "몇")
 
 
 def content_terms(words: Sequence[str]) -> list[str]:
     """``words`` without question words, words for the documents themselves and Korean
     predicate endings; a Korean particle is cut from the word it ends ("t5의" -> "t5",
-    "정확도는" -> "정확도")."""
+    "정확도는" -> "정확도"), and a 하다 / 되다 verb ending from its noun ("추천한" -> "추천")."""
     out = []
     for word in words:
         if word in QUESTION_WORDS or word in SOURCE_WORDS:
@@ -215,6 +218,9 @@ def content_terms(words: Sequence[str]) -> list[str]:
         particle = _KO_PARTICLE.match(word) if _HANGUL.search(word[-1:]) else None
         if particle and len(particle.group(1)) >= 2:
             word = particle.group(1)
+        verb = _KO_VERB.match(word)
+        if verb:
+            word = verb.group(1)
         if word not in QUESTION_WORDS and word not in SOURCE_WORDS:
             out.append(word)
     return list(dict.fromkeys(out))

@@ -50,7 +50,7 @@ DEFAULT_MIN_SCORE = 0.36
 # answerable questions of the same sets (`python bench/calibrate.py`). The score cannot
 # refuse most near-topic questions without refusing many answerable ones; the note tells
 # the reader which answers to check against their quotes.
-DEFAULT_CAUTION_SCORE = 0.72
+DEFAULT_CAUTION_SCORE = 0.71
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text

@@ -58,6 +58,16 @@ def test_a_quoted_korean_word_is_the_word_without_its_particle():
     assert extract_terms("범용 모델의 '불가능한 삼각형'은") == ["범용", "모델의", "불가능한", "삼각형"]
 
 
+def test_a_korean_question_word_is_its_noun_without_particle_ending_or_verb_suffix():
+    # "사전학습됐나요" (was pretrained?) asks about 사전학습; "추천한" (recommended) about 추천.
+    from rag.citations import content_terms
+
+    assert content_terms(["t5는", "사전학습됐나요", "추천한", "사용하는", "정확도는"]) == [
+        "t5", "사전학습", "추천", "사용", "정확도"]
+    # a short stem is a word of its own: 역할 (role), 권한 (permission), 이하 (below)
+    assert content_terms(["역할", "권한", "이하"]) == ["역할", "권한", "이하"]
+
+
 def test_an_english_word_reaches_its_chinese_and_korean_translations(reports):
     terms, embedder = reports
     (marketing, accuracy) = terms.expansions(embedder.embed_queries(["marketing", "accuracy"]))
