@@ -77,10 +77,10 @@ def score(signals: Signals) -> float:
 
 
 def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | None = None,
-            own_question: str | None = None, passage: str = "") -> tuple[Signals, TermEvidence]:
+            own_question: str | None = None, *, passage: str) -> tuple[Signals, TermEvidence]:
     """The answerability signals of a retrieval for ``question`` (the standalone question);
     ``own_question`` is what the user typed when it was joined to an earlier one; ``passage``
-    is the reader's best passage (rag.generators.extractive.rank_passages)."""
+    is the reader's best passage (rag.generators.extractive.rank_passages), "" when there is none."""
     sources = retrieval.sources
     if evidence is None:
         evidence = term_evidence(question, index, embedder)
