@@ -11,9 +11,9 @@ answered with whatever they hold. So several signals are combined:
   "Australia", "TPU") is usually nowhere;
 - ``known``: the rarity-weighted share of the question's words that reach any corpus
   word at all;
-- ``kind``: 0 when the question asks for a number or an address and the passage a reader
-  would answer with (rag.generators.extractive.rank_passages) holds none, else 1
-  (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
+- ``kind``: 0 when the question asks for a number ("how many", "quanti", "몇", "多少") or an
+  address and the passage a reader would answer with (rag.generators.extractive.rank_passages)
+  holds none, else 1 (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
   passage, with every word, but no count in it.
 
 What "reach" means is decided in rag/citations.py (term_evidences): a name ("GPU",
@@ -51,8 +51,8 @@ from .citations import TermEvidence, term_evidence, words_of
 FEATURES = ("dense", "coverage", "known", "kind")
 # Fitted by `python bench/calibrate.py` (standardized logistic regression, mapped back
 # to raw feature units here); the threshold is rag.config.DEFAULT_MIN_SCORE.
-WEIGHTS = (3.66, 3.819, 7.305, 2.139)
-BIAS = -11.595
+WEIGHTS = (3.363, 3.622, 7.388, 2.469)
+BIAS = -11.811
 TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
 
 
@@ -84,8 +84,9 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
     sources = retrieval.sources
     if evidence is None:
         evidence = term_evidence(question, index, embedder)
-    # 0.5 from answer_type_match: the question asks for no particular kind of answer.
-    kind = float(answer_type_match(own_question or question, passage) > 0)
+    # 0.5 from answer_type_match: the question asks for no particular kind of answer. A
+    # metric's name alone does not count here: "can accuracy be the metric?" wants no number.
+    kind = float(answer_type_match(own_question or question, passage, metrics=False) > 0)
     if not sources:
         return Signals(float(retrieval.best_dense), 0.0, evidence.known(), kind), evidence
     own = evidence

@@ -251,6 +251,12 @@ def test_a_label_number_is_not_the_number_a_question_asks_for():
     assert answer_type_match("How many rows are there?", "7. Deploy to AKS") == 0.0
     assert answer_type_match("How many rows are there?", "In [12]: num_rows: 8530") == 1.0
     assert answer_type_match("What pretraining objective does RoBERTa use?", "Exercise 2") == 0.5
+    # A metric's name alone asks for its value when the reader picks a passage, but the refusal
+    # signal waits for a real quantity question: "can accuracy be the metric?" wants no number.
+    yes_no = "불균형한 레이블 데이터 세트에서 정확도를 평가 지표로 사용해도 되나요?"
+    assert answer_type_match(yes_no, "정확도만으로 평가하면 안 된다") == 0.0
+    assert answer_type_match(yes_no, "정확도만으로 평가하면 안 된다", metrics=False) == 0.5
+    assert answer_type_match("测试集的准确率是多少?", "准确率很高", metrics=False) == 0.0
 
 
 def test_the_extractive_answer_comes_from_the_ranking_the_answerability_check_made(corpus_pdf_index):
