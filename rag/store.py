@@ -269,6 +269,9 @@ def _repair_fix(path: Path) -> str:
             f"vectors), or rebuild with --rebuild")
 
 
+_FAISS_WHERE = re.compile(r"^Error in .*? at \S+:\d+: (Error: )?")
+
+
 def _part(path: Path, version: str, name: str, load, derived: bool = False):
     """``load(file)`` for file ``name`` of the version, any failure as one IndexCorruptError naming it."""
     fix = _repair_fix(path) if derived else None
@@ -282,7 +285,11 @@ def _part(path: Path, version: str, name: str, load, derived: bool = False):
     except _Damaged as exc:
         raise IndexCorruptError(str(path), f"{version}/{name} {exc}", fix) from None
     except Exception as exc:
-        detail = " ".join(str(exc).split())[:120]  # FAISS messages span lines: the error is one
+        # FAISS messages span lines and open with the C++ signature and source line ("Error in
+        # void faiss::read_xb_vector(...) at index_read.cpp:276: Error: ... read error in F: 137
+        # != 320"): one line, what went wrong only.
+        detail = " ".join(str(exc).split())
+        detail = _FAISS_WHERE.sub("", detail)[:120]
         raise IndexCorruptError(str(path), f"{version}/{name} is unreadable ({type(exc).__name__}: "
                                            f"{detail})", fix) from None
 

@@ -123,12 +123,14 @@ def test_bad_rows_are_skipped_with_line_and_reason(tmp_path):
         json.dumps({"id": "badbool", "question": "Answerable?", "answerable": "perhaps"}),
         json.dumps({"id": "ok2", "question": "Also fine?", "answer": [["a"], []]}),
         json.dumps({"id": "ok3", "question": "Fine too?"}),
+        json.dumps({"id": "number", "question": 5}),
     ]))
     qs = load_questions(path)
     assert [q.id for q in qs] == ["ok1", "ok3"]
     reasons = {p.line: p.reason for p in qs.problems}
-    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9]
-    assert reasons[2].startswith("invalid JSON")
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 11]
+    assert reasons[2] == "invalid JSON (Unterminated string starting at column 30)"
+    assert reasons[11] == "'question' must be text, not int"
     assert reasons[3].startswith("no question")
     assert reasons[4] == "the question is empty"
     assert "'answer' must be a string" in reasons[5] and "an object" in reasons[5]

@@ -228,7 +228,9 @@ def test_retrieve_returns_sources(admin):
 
 BAD_REQUESTS = [
     # (what, method, path, body, status, code, words in the message)
-    ("malformed JSON", "POST", "/v1/ask", b'{"question": "x",', 400, "invalid_json", ["JSON"]),
+    ("malformed JSON", "POST", "/v1/ask", b'{"question": "x",', 400, "invalid_json", ["JSON", "at character 17"]),
+    ("a body that is no JSON object", "POST", "/v1/ask", b'hello', 400, "invalid_json", ["JSON"]),
+    ("a JSON list", "POST", "/v1/ask", [1, 2], 400, "invalid_json", ["not a JSON object"]),
     ("missing question", "POST", "/v1/ask", {"collection": "alpha"}, 422, "invalid_field", ["question", "required"]),
     ("wrong type", "POST", "/v1/ask", {"question": "x?", "temperature": "hot"}, 422, "invalid_field",
      ["temperature", "number"]),
@@ -271,6 +273,13 @@ def test_bad_requests_get_the_openai_error_shape(admin, what, method, path, body
     assert error["code"] == code and error["type"]
     for word in words:
         assert word in error["message"], (word, error["message"])
+
+
+def test_a_plain_text_body_is_a_bad_request_not_a_field_error(admin):
+    response = admin.post("/v1/ask", content=b"What is LoRA?", headers={"content-type": "text/plain"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
 
 
 def test_missing_and_unknown_keys_get_401(server, keys):

@@ -50,11 +50,11 @@ def eval_command(questions, index, generator, model, out, compare, concurrency, 
     run_dir = Path(out) if out else default_run_dir()
     # Bad rows are printed as they are known, before the (long) run starts.
     try:
-        from .questions import load_questions
+        from .questions import load_questions, rows_count
 
         qset = load_questions(questions, strict=strict)
         if qset.problems and not as_json:
-            click.echo(f"{questions}: {len(qset.problems)} bad rows skipped:", err=True)
+            click.echo(f"{questions}: {rows_count(len(qset.problems))} skipped:", err=True)
             for problem in qset.problems[:20]:
                 click.echo(f"  line {problem.line}: {problem.reason}", err=True)
             if len(qset.problems) > 20:

@@ -149,7 +149,8 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, RowError(f"invalid JSON ({exc.msg} at column {exc.colno})")
+            # json's "Unterminated string starting at" expects the position after it
+            yield number, RowError(f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})")
         except RecursionError:  # [[[[...: the parser recurses once per level
             yield number, RowError("invalid JSON (nested too deeply)")
 
@@ -297,6 +298,11 @@ def _scalar_text(value: Any, name: str) -> str:
     return str(value).strip()
 
 
+def rows_count(n: int) -> str:
+    """ "1 bad row", "3 bad rows"."""
+    return f"{n} bad row" + ("" if n == 1 else "s")
+
+
 def _type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", bool: "true/false", type(None): "null"}.get(type(value),
                                                                                        type(value).__name__)
@@ -359,7 +365,9 @@ def parse_row(row: Any, line: int) -> Question:
         if any(k in lowered for k in QUESTION_KEYS):
             raise RowError("the question is empty")
         raise RowError(f"no question (expected a field named one of: {', '.join(QUESTION_KEYS)})")
-    question = _scalar_text(question, key)
+    if not isinstance(question, str):  # ids and answers may be numbers; a question is text
+        raise RowError(f"'{key}' must be text, not {_type_name(question)}")
+    question = question.strip()
     if not question:
         raise RowError("the question is empty")
 
@@ -450,7 +458,7 @@ def build_set(rows: Iterable[tuple[int, Any]], *, strict: bool = False, where: s
     if not questions:
         detail = "; ".join(str(p) for p in problems[:3])
         if problems:
-            raise QuestionFileError(f"{where}: no usable question ({len(problems)} bad rows: {detail})")
+            raise QuestionFileError(f"{where}: no usable question ({rows_count(len(problems))}: {detail})")
         raise QuestionFileError(f"{where} is empty: add one question a row")
     if detect_lang:
         from rag.language import detect_language

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import metrics as M
+from .questions import rows_count
 from .runs import REPORT_HTML, REPORT_MD, load_run
 
 TIMING_PREFIX = "latency."
@@ -455,7 +456,7 @@ def build_doc(result, plots: dict[str, tuple[str, bytes]]) -> Doc:
     doc.p(f"Run {summary['run_dir']} · {summary['created_at']} · rag {summary['rag_version']}", "muted")
     q = summary["questions"]
     doc.p(f"Questions: {q['path'] or '(in memory)'} ({q['format']}) · {q['evaluated']} evaluated"
-          + (f" · {q['skipped_rows']} bad rows skipped" if q["skipped_rows"] else "")
+          + (f" · {rows_count(q['skipped_rows'])} skipped" if q["skipped_rows"] else "")
           + (f" · {q['resumed']} resumed from an earlier run" if q["resumed"] else ""))
 
     doc.h(2, "Summary")

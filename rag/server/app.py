@@ -289,10 +289,19 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            first = errors[0]
-            where = f" at position {first.get('ctx', {}).get('error', '')}" if first.get("ctx") else ""
-            return JSONResponse(ApiError(400, f"the body is not valid JSON{where}: send a JSON object "
+        invalid = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        # A body that is no JSON object at all (text/plain, a bare string) is malformed as well.
+        not_object = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)
+                           and e.get("type") in ("model_attributes_type", "dict_type")), None)
+        if invalid or not_object:
+            where = ""
+            if invalid:
+                # pydantic: loc ("body", character offset), ctx {"error": "Expecting ',' delimiter"}
+                offset = next((x for x in invalid.get("loc", ()) if isinstance(x, int)), None)
+                reason = (invalid.get("ctx") or {}).get("error", "")
+                where = (f" at character {offset}" if offset is not None else "") + (f" ({reason})" if reason else "")
+            problem = f"is not valid JSON{where}" if invalid else "is not a JSON object"
+            return JSONResponse(ApiError(400, f"the body {problem}: send a JSON object "
                                               f"with Content-Type: application/json", "invalid_json").body(), 400)
         parts, param = [], None
         for error in errors[:5]:
