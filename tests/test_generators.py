@@ -259,6 +259,19 @@ def test_a_label_number_is_not_the_number_a_question_asks_for():
     assert answer_type_match("测试集的准确率是多少?", "准确率很高", metrics=False) == 0.0
 
 
+def test_a_word_every_candidate_holds_counts_less_than_one_few_hold():
+    # "retrieval-augmented generation" is the topic of every retrieved passage; "scenarios"
+    # is in one: the passage that holds it is the one that answers.
+    import numpy as np
+
+    from rag.generators.extractive import focus_weights
+
+    matched = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.9, 0.8]])  # topic, focus
+    topic, focus = focus_weights(matched, np.array([4.0, 4.0]))
+    assert focus > 2 * topic
+    assert list(focus_weights(matched, np.array([4.0, 0.0]))) == [topic, 0.0]  # rarity still counts
+
+
 def test_the_extractive_answer_comes_from_the_ranking_the_answerability_check_made(corpus_pdf_index):
     # rag.qa ranks the passages once (its best one's answer type is a refusal signal) and hands
     # the ranking to the generator: what the check read is what the reader sees.

@@ -9,7 +9,8 @@ Each candidate (a sentence; consecutive short lines such as "임곗값: 0.4" / "
 - the share of the question's tokens it contains (exact terms, numbers, identifiers),
 - the rarity-weighted share of the question's words it holds through the
   cross-lingual term expansion (rag/citations.py ``TermEvidence``), which finds the
-  sentence of a Chinese report that answers a Korean question,
+  sentence of a Chinese report that answers a Korean question; a word counts more the
+  fewer of the candidate passages hold it (the topic is in all of them, the focus is not),
 - a small prior for the retrieval rank of its chunk,
 - whether it holds the kind of answer the question asks for (a number, an address).
 """
@@ -156,6 +157,15 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 _quote = quote_brackets
 
 
+def focus_weights(matched: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The question words' rarity weights, scaled by how few of the candidate passages hold
+    each (``matched``: passages x words, 0 where a passage lacks the word). The retrieved
+    chunks all share the question's topic ("retrieval-augmented generation"); the word that
+    tells the answering passage apart is the one few of them hold ("scenarios")."""
+    share = (np.asarray(matched) > 0).mean(axis=0)
+    return np.asarray(weights) * np.log1p(1.0 / np.maximum(share, 1.0 / max(len(matched), 1)))
+
+
 class ExtractiveGenerator(Generator):
     name = "extractive"
     model = "extractive"
@@ -234,8 +244,12 @@ class ExtractiveGenerator(Generator):
         # objective: MLM"): a section's subject is often only in its heading.
         context = [self.heading(request.sources[number - 1].text, p) + " " + p for p, number, _ in candidates]
         tokens = np.array([len(q_tokens & tokens_of(c)) / (len(q_tokens) or 1) for c in context])
-        terms = (np.array([evidence.coverage(c) for c in context])
-                 if evidence is not None and len(evidence) else np.zeros(len(candidates)))
+        if evidence is not None and len(evidence):
+            matched = np.array([evidence.matches(c) for c in context])
+            focus = focus_weights(matched, evidence.weights)
+            terms = matched @ focus / max(focus.sum(), 1e-9)
+        else:
+            terms = np.zeros(len(candidates))
         semantic = self.semantic(request, candidates)
         prior = np.array([1.0 / (number + 1) for _, number, _ in candidates])
         kind = np.array([answer_type_match(request.question, p) for p, _, _ in candidates])
