@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .aliases import aliases_of, contains
 from .lexical import tokenize
 from .terms import EXPANSION_MIN_SIMILARITY, extract_terms, question_terms
 from .text import CITATION, CJK_ALL, HANGUL_SYLLABLES, cited_numbers, sentence_windows, split_sentences
@@ -85,6 +86,10 @@ class TermEvidence:
     neighbours: list[dict[str, float]]
     weights: np.ndarray
     in_corpus: np.ndarray | None = None  # per term: does it reach any corpus word
+    # The text's tokens that a form the corpus defines stands for, with the other forms
+    # of that definition ({"retrieval", "augmented", "generation", ...}, {"rag", "检索增强生成"}):
+    # a passage holding "RAG" holds them (rag/aliases.py).
+    aliased: list[tuple[frozenset[str], frozenset[str]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -99,9 +104,19 @@ class TermEvidence:
         for i, reach in enumerate(self.neighbours):
             best = 0.0
             for word, sim in reach.items():
-                if sim > best and (word in found or (_CJK_TERM.search(word) and word in lowered)):
+                if sim > best and (word in found or (_CJK_TERM.search(word) and word in lowered)
+                                   or (" " in word and contains(passage, word))):
                     best = sim
             out[i] = best
+        return out
+
+    def alias_tokens(self, passage: str) -> frozenset[str]:
+        """The text's rag.lexical tokens that ``passage`` holds through a defined abbreviation
+        or translation ("RAG" for "retrieval-augmented generation")."""
+        out: frozenset[str] = frozenset()
+        for tokens, forms in self.aliased:
+            if any(contains(passage, form) for form in forms):
+                out |= tokens
         return out
 
     def quick_coverage(self, passage: str) -> float:
@@ -110,7 +125,9 @@ class TermEvidence:
         if not self.terms:
             return 0.0
         lowered = passage.lower()
-        matched = np.array([max((sim for word, sim in reach.items() if word in lowered), default=0.0)
+        flat = lowered.replace("-", " ")
+        matched = np.array([max((sim for word, sim in reach.items() if word in (flat if " " in word else lowered)),
+                                default=0.0)
                             for reach in self.neighbours])
         return float(np.dot(matched, self.weights) / max(self.weights.sum(), 1e-9))
 
@@ -279,8 +296,26 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
             if closest is not None:
                 df = int(indptr[closest + 1] - indptr[closest])
                 weight[word] = math.log(1 + n_docs / (1 + df))
-    return [TermEvidence(words, [reach[w] for w in words], np.array([weight[w] for w in words]),
-                         np.array([known[w] for w in words], dtype=bool)) for words in words_of]
+    aliases = aliases_of(index) if index is not None else None
+    out = []
+    for text, words in zip(texts, words_of):
+        neighbours = [reach[w] for w in words]
+        aliased = []
+        for form, others in (aliases.present(text) if aliases else {}).items():
+            # The text's terms the form is made of ("retrieval-augmented" of "retrieval
+            # augmented generation") reach the definition's other forms fully.
+            parts = set(extract_terms(form))
+            neighbours = [{**reach_, **{o: 1.0 for o in others}}
+                          if w in parts or (_PARTS.search(w) and set(_PARTS.split(w)) <= parts) else reach_
+                          for w, reach_ in zip(words, neighbours)]
+            tokens = frozenset(t for t in tokenize(text) if t in set(tokenize(form))
+                               or (_PARTS.search(t) and set(_PARTS.split(t)) <= set(tokenize(form))))
+            if tokens:
+                aliased.append((tokens, others))
+        out.append(TermEvidence(words, neighbours, np.array([weight[w] for w in words]),
+                                np.array([known[w] or neighbours[i] != reach[w] for i, w in enumerate(words)],
+                                         dtype=bool), aliased))
+    return out
 
 
 # --------------------------------------------------------------------------- spans

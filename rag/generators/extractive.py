@@ -243,7 +243,9 @@ class ExtractiveGenerator(Generator):
         # Words count with the heading above the passage ("RoBERTa:" over "Pretraining
         # objective: MLM"): a section's subject is often only in its heading.
         context = [self.heading(request.sources[number - 1].text, p) + " " + p for p, number, _ in candidates]
-        tokens = np.array([len(q_tokens & tokens_of(c)) / (len(q_tokens) or 1) for c in context])
+        aliased = evidence is not None and bool(evidence.aliased)
+        tokens = np.array([len(q_tokens & (tokens_of(c) | (evidence.alias_tokens(c) if aliased else frozenset())))
+                           / (len(q_tokens) or 1) for c in context])
         if evidence is not None and len(evidence):
             matched = np.array([evidence.matches(c) for c in context])
             focus = focus_weights(matched, evidence.weights)
