@@ -10,6 +10,9 @@ retrieval hit@5 / MRR@5 of the evidence is measured over an index of
 * as asked: the follow-up alone (what no condensation gives);
 * heuristic: rag.qa.heuristic_standalone (a short or referring follow-up borrows
   the previous question's words); instant, used by every generator by default;
+* both, fused: the follow-up as asked and the heuristic's question, each retrieved
+  and the rankings fused by reciprocal rank (rag.retrieval.search_phrasings): what
+  rag.qa retrieves with;
 * llm:<generator>: rag.qa.llm_condense with that generator (greedy, max 96 tokens),
   with the time each rewrite took.
 
@@ -50,11 +53,13 @@ def read_followups(path: Path) -> list[dict]:
     return rows
 
 
-def rank_of(index, query: str, row: dict, settings) -> int | None:
+def rank_of(index, query: str | list[str], row: dict, settings) -> int | None:
+    """Rank of the row's evidence in the top K for ``query`` (several phrasings: fused as
+    rag.qa does, rag.retrieval.search_phrasings)."""
     from rag.evaluation.metrics import evidence_ranks
-    from rag.retrieval import search
+    from rag.retrieval import search_phrasings
 
-    sources = search(index, query, settings).sources[:K]
+    sources = search_phrasings(index, [query] if isinstance(query, str) else query, settings).sources[:K]
     rank = evidence_ranks([s.text for s in sources], [row["evidence"]])[0]
     if rank is not None and row.get("source") and sources[rank - 1].source != row["source"]:
         return None  # the same words in another file do not count
@@ -92,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         index = open_index(index_dir)
         settings = RetrievalSettings()
         prompts = get_prompts()
-        methods: dict[str, list[dict]] = {"as asked": [], "heuristic": []}
+        methods: dict[str, list[dict]] = {"as asked": [], "heuristic": [], "both, fused (default)": []}
         seconds: dict[str, list[float]] = {}
         for row in rows:
             q, history = row["question"], row["history"]
-            for name, query in (("as asked", q), ("heuristic", heuristic_standalone(q, history))):
+            joined = heuristic_standalone(q, history)
+            for name, query in (("as asked", q), ("heuristic", joined), ("both, fused (default)", [q, joined])):
                 methods[name].append({"id": row["id"], "lang": row["lang"], "query": query,
                                       "rank": rank_of(index, query, row, settings)})
         for name in [g.strip() for g in args.generators.split(",") if g.strip()]:

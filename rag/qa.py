@@ -18,7 +18,7 @@ from . import config
 from .errors import InputError
 from .language import detect_language
 from .prompts import Prompts, get_prompts
-from .retrieval import Retrieval, check_question, search
+from .retrieval import Retrieval, check_question, search, search_phrasings
 from .settings import GenerationSettings, RetrievalSettings, merge, split_options
 from .store import open_index
 from .types import Answer, Source
@@ -294,7 +294,8 @@ class QA:
         t0 = time.perf_counter()
         standalone = condense(question, history, gen, prompts)
         t1 = time.perf_counter()
-        retrieval_result = search(opened, standalone, retrieval_settings)
+        # A follow-up is retrieved as typed and as made standalone, the rankings fused.
+        retrieval_result = search_phrasings(opened, [question, standalone], retrieval_settings)
         lang = detect_language(question)
         answer = Answer(
             text="", sources=retrieval_result.sources, question=question, standalone_question=standalone,

@@ -252,3 +252,42 @@ def test_sentence_windows_score_chunks_by_their_best_passage(tmp_path):
     hits = rag.retrieve("How do I reset the combination?", index=index, k=1)
     assert hits[0].source == "lock.txt"
     assert "reset button" in hits[0].focus
+
+
+# ---------------------------------------------------------------- follow-ups: two phrasings fused
+
+
+def _evidence_rank(sources, evidence: str) -> int | None:
+    squeezed = "".join(evidence.split())
+    return next((i for i, s in enumerate(sources, 1) if squeezed in "".join(s.text.split())), None)
+
+
+@pytest.mark.parametrize("typed,joined,evidence", [
+    # names what it asks: joined to the ROC AUC question, the F1 line fell to 4th
+    ("那用默认 predict() 时它的 F1 呢?", "泰坦尼克逻辑回归模型的 ROC AUC 值 那用默认 predict() 时它的 F1 呢?",
+     "F1 스코어: 0.7966"),
+    # leans on the question before: alone, the metrics line of threshold 0.6 came 2nd
+    ("그럼 그때 재현율은?", "분류 결정 임곗값을 0.6으로 했을 때 정밀도는 얼마였어? 그럼 그때 재현율은?",
+     "정확도: 0.8771, 정밀도: 0.8980, 재현율: 0.7213"),
+])
+def test_a_follow_up_retrieved_as_typed_and_joined_finds_the_evidence_first(corpus_txt_index, typed, joined, evidence):
+    from rag.retrieval import search_phrasings
+    from rag.store import open_index
+
+    index = open_index(corpus_txt_index.path)
+    fused = search_phrasings(index, [typed, joined])
+    assert _evidence_rank(fused.sources, evidence) == 1
+    assert len(fused.sources) == 5 and len({s.chunk_id for s in fused.sources}) == 5
+    alone = [_evidence_rank(search(index, q).sources, evidence) for q in (typed, joined)]
+    assert alone.count(1) == 1  # only one phrasing on its own has it first
+    assert fused.best_dense == search(index, joined).best_dense  # refusal reads the standalone question
+
+
+def test_one_phrasing_is_a_plain_search(corpus_txt_index):
+    from rag.retrieval import search_phrasings
+    from rag.store import open_index
+
+    index = open_index(corpus_txt_index.path)
+    question = "What learning rate was used for LoRA training?"
+    assert [s.chunk_id for s in search_phrasings(index, [question, question + " "]).sources] == \
+        [s.chunk_id for s in search(index, question).sources]
