@@ -294,3 +294,31 @@ def test_the_extractive_answer_comes_from_the_ranking_the_answerability_check_ma
     other = [ranked[1]] + [r for r in ranked if r is not ranked[1]]
     assert ExtractiveGenerator().generate(GenerationRequest(messages=[], question=question, sources=sources,
                                                             ranked=other)).startswith(ranked[1][1][:40])
+
+
+@pytest.mark.parametrize("passage,title", [
+    ("行业大模型应用阶段划分", True),
+    ("ROC 곡선과 AUC ROC 곡선", True),
+    ("腾讯研究院大模型研究课题组 前言", True),
+    ("重资产行业在大模型应用上处于局部探索阶段。", False),  # short, but a sentence
+    ("Wall time: 42.9 s", False),  # a label and its value
+    ("learning_rate 5e-4 batch 16", False),  # holds values
+])
+def test_a_title_is_short_with_no_sentence_end_label_or_value(passage, title):
+    from rag.generators.extractive import is_title
+
+    assert is_title(passage) is title
+
+
+def test_a_title_neither_answers_nor_joins_an_answer_when_a_sentence_scores_close():
+    from rag.types import Source
+
+    sentence = "阶段三为采纳成长期,以广告与软件行业为代表。"
+    source = Source(text=f"行业大模型应用阶段划分\n{sentence}", source="r.pdf", path="r.pdf", page=3, score=1.0)
+    ranked = [(1.00, "行业大模型应用阶段划分", 1, 0), (0.95, sentence, 1, 1), (0.90, "前言 目录", 1, 2)]
+    request = GenerationRequest(messages=[], question="哪个阶段以广告行业为代表?", sources=[source], ranked=ranked)
+    assert ExtractiveGenerator().generate(request) == f"{sentence} [1]"
+    # a title far ahead of anything else is still the answer: the reader has nothing better
+    alone = [(1.00, "行业大模型应用阶段划分", 1, 0), (0.50, sentence, 1, 1)]
+    assert ExtractiveGenerator().generate(GenerationRequest(messages=[], question="q", sources=[source],
+                                                            ranked=alone)) == "行业大模型应用阶段划分 [1]"

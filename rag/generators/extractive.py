@@ -45,6 +45,8 @@ SOURCES_SCANNED = 4
 # Lines shorter than this without sentence punctuation are fragments (a label, a value,
 # a table row): consecutive ones are packed up to PASSAGE_CHARS.
 FRAGMENT_CHARS = 60
+# Shorter than this, without sentence end, label or number: a title (is_title).
+TITLE_CHARS = 40
 PASSAGE_CHARS = 240
 # Weights of the score parts. Chosen by reasoning, not fitted to questions: the cosine
 # ranges ~0.1-0.7; a passage holding all question words (tokens or expanded terms)
@@ -155,6 +157,15 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 
 
 _quote = quote_brackets
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+
+
+def is_title(passage: str) -> bool:
+    """A heading or caption left in the text ("行业大模型应用阶段划分", "ROC 곡선과 AUC
+    ROC 곡선", a PDF's running head): short, no sentence end, no label, no value."""
+    return (len(passage) < TITLE_CHARS and not _SENTENCE_END.search(passage) and ":" not in passage
+            and "：" not in passage and not _NUMBER.search(passage))
 
 
 def focus_weights(matched: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -274,11 +285,22 @@ class ExtractiveGenerator(Generator):
         if not ranked:
             return []
         best_score, best, best_number, _ = ranked[0]
+        if is_title(best):
+            # A title names the topic without saying anything of it: a passage that does,
+            # scoring nearly as well, answers instead.
+            for score, passage, number, _ in ranked[1:]:
+                if score < best_score - CLOSE_SCORE:
+                    break
+                if not is_title(passage):
+                    best_score, best, best_number = score, passage, number
+                    break
         picked = [(best, best_number)]
         seen = set(tokens_of(best))
         for score, passage, number, _ in ranked[1:]:
             if len(picked) >= MAX_PASSAGES or score < best_score - CLOSE_SCORE:
                 break
+            if passage == best or is_title(passage):
+                continue
             words = set(tokens_of(passage))
             if not words or len(words - seen) / len(words) < NEW_CONTENT:
                 continue  # says what the first already says
