@@ -322,3 +322,19 @@ def test_a_title_neither_answers_nor_joins_an_answer_when_a_sentence_scores_clos
     alone = [(1.00, "行业大模型应用阶段划分", 1, 0), (0.50, sentence, 1, 1)]
     assert ExtractiveGenerator().generate(GenerationRequest(messages=[], question="q", sources=[source],
                                                             ranked=alone)) == "行业大模型应用阶段划分 [1]"
+
+
+def test_a_passage_that_leans_on_the_sentence_before_is_quoted_with_it():
+    from rag.types import Source
+
+    text = ("T5 uses a denoising objective: spans of the input are masked and the model restores them. "
+            "This approach allows T5 to learn robust contextual relationships between words.")
+    leaning = "This approach allows T5 to learn robust contextual relationships between words."
+    source = Source(text=text, source="llm.pdf", path="llm.pdf", page=6, score=1.0)
+    request = GenerationRequest(messages=[], question="How does T5 learn context?", sources=[source],
+                                ranked=[(1.0, leaning, 1, 1)])
+    assert ExtractiveGenerator().generate(request) == f"{text} [1]"
+    # a passage that says what it is about stands alone
+    alone = "T5 uses a denoising objective: spans of the input are masked and the model restores them."
+    request = GenerationRequest(messages=[], question="q", sources=[source], ranked=[(1.0, alone, 1, 0)])
+    assert ExtractiveGenerator().generate(request) == f"{alone} [1]"

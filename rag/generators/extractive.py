@@ -158,6 +158,11 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 
 _quote = quote_brackets
 
+# A passage opening with one of these leans on the sentence before it.
+_LEANS = re.compile(
+    r"^(?:(?:this|these|that|those|it|its|they|their|such|questo|questa|questi|queste|ciò|tale|tali)\b"
+    r"|这些|这种|这一|这个|这|该|它们|它|此类|이는|이러한|이런|이것|이를|그것)", re.IGNORECASE)
+ANTECEDENT_CHARS = 300  # a longer sentence before is a paragraph of its own, not an antecedent
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 
 
@@ -310,8 +315,27 @@ class ExtractiveGenerator(Generator):
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         picked = self.select(request)
+        shown = {passage for passage, _ in picked}
         for i, (passage, number) in enumerate(picked):
-            yield ("\n" if i else "") + f"{_quote(passage)} [{number}]"
+            before = self.antecedent(request, passage, number)
+            text = passage if before is None or before in shown else f"{before} {passage}"
+            yield ("\n" if i else "") + f"{_quote(text)} [{number}]"
+
+    @staticmethod
+    def antecedent(request: GenerationRequest, passage: str, number: int) -> str | None:
+        """The sentence before ``passage`` in its source when ``passage`` leans on it ("This
+        approach allows T5 to…", "这些模型…", "Questo metodo…"): quoted with it, the answer
+        says what "this" is."""
+        if not _LEANS.match(passage) or not 0 < number <= len(request.sources):
+            return None
+        passages = split_passages(request.sources[number - 1].text)
+        at = passages.index(passage) if passage in passages else -1
+        if at <= 0:
+            return None
+        before = passages[at - 1]
+        if is_title(before) or len(before) > ANTECEDENT_CHARS or passage in before:
+            return None
+        return before
 
 
 def rank_passages(question: str, sources, embedder, evidence, windows=None) -> list[tuple[float, str, int, int]]:
