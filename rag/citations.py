@@ -537,6 +537,27 @@ class CitationChecker:
 
         # Fast path: a sentence quoted from a source it cites needs no model.
         verbatim: dict[int, tuple[int, tuple[int, int]]] = {}
+        # A quote of several sentences with one marker at its end ("정확도: 0.8212. 정밀도:
+        # 0.7042. 재현율: 0.8197 [2]", the extractive generator's lines): the marker cites
+        # every sentence of the quote, and no marker is added inside it.
+        for j in range(1, len(pieces)):
+            if not cited[j]:
+                continue
+            i = j
+            while i > 0 and not cited[i - 1] and "\n" not in text[pieces[i - 1].end:pieces[i].start]:
+                i -= 1
+            if i == j:
+                continue
+            quote = plain_sentence(text[pieces[i].start:pieces[j].end])
+            for number in cited[j]:
+                span = locate(quote, sources[number - 1].text) if 1 <= number <= n else None
+                if span:
+                    for k in range(i, j):
+                        own = locate(plain[k], sources[number - 1].text, span[0])
+                        if own:
+                            verbatim[k] = (number, own)
+                            cited[k] = [number]
+                    break
         for i, sentence in enumerate(plain):
             for number in cited[i]:
                 if 1 <= number <= n and len(sentence) >= 8:

@@ -45,6 +45,20 @@ def test_quotes_are_located_across_reflowed_whitespace():
     assert text[start:end] == "오차 행렬\n재현율: 0.8197"
 
 
+def test_a_quote_of_several_sentences_keeps_its_one_marker_at_the_end():
+    from rag.types import Source
+
+    record = "임곗값: 0.4\n오차 행렬\n[[97 21]\n[11 50]]\n정확도: 0.8212. 정밀도: 0.7042. 재현율: 0.8197\n임곗값: 0.45"
+    sources = [Source(text="XLNet is autoregressive.", source="a.txt", path="a.txt", page=None, score=1.0),
+               Source(text=record, source="b.txt", path="b.txt", page=None, score=0.9)]
+    answer = "임곗값: 0.4 오차 행렬 [[97 21] [11 50]] 정확도: 0.8212. 정밀도: 0.7042. 재현율: 0.8197 [2]"
+    result = CitationChecker().check(answer, sources)
+    assert result.text == answer  # no "[2]" pushed into the middle of the quote
+    assert [c.sources for c in result.citations] == [[2], [2], [2]]
+    assert all(c.supported and c.support == 1.0 for c in result.citations)
+    assert result.citations[1].quote == "정밀도: 0.7042."
+
+
 # ---------------------------------------------------------------- the check, real embedder
 
 

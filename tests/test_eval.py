@@ -213,6 +213,8 @@ def test_keyword_groups():
     assert M.keyword_groups_match("Try **dialogflow** or RASA.", groups) is True
     assert M.keyword_groups_match("Try Dialogflow.", groups) is False
     assert M.keyword_groups_match("recall 0.82 at 0.4", [["0.8197", "0.82"]]) is True
+    # containment, as the question-file format defines it: write alternatives as exact as needed
+    assert M.keyword_groups_match("'train_runtime': 843.3063", [["843"]]) is True
     assert M.keyword_groups_match("anything", []) is None
     assert M.keyword_groups_match("localhost: 6789/score", [["localhost:6789/score"]]) is True  # PDF-style spaces
 
@@ -282,6 +284,9 @@ def test_groundedness_and_citations():
     assert check["citations_supported"] == 1  # sentence 2 cites [1], but [2] supports it
     assert check["cited_sentences"] == 1.0
     assert M.citations("a [1, 2] b [3][4]") == [1, 2, 3, 4]
+    # a marker after the full stop cites the sentence it follows (the extractive answers' style)
+    assert M.split_sentences("内容查询与推荐等。 [1]\nWithout programming. [2] Rasa too [1].") == [
+        "内容查询与推荐等。 [1]", "Without programming. [2]", "Rasa too [1]."]
     # a paraphrase in another language is supported through the embedding cosine
     cos = np.array([[0.7, 0.1]])
     assert M.groundedness(M.support_matrix(["Piattaforme come Dialogflow"], chunks[:2], cos)) == 1.0

@@ -338,3 +338,14 @@ def test_a_passage_that_leans_on_the_sentence_before_is_quoted_with_it():
     alone = "T5 uses a denoising objective: spans of the input are masked and the model restores them."
     request = GenerationRequest(messages=[], question="q", sources=[source], ranked=[(1.0, alone, 1, 0)])
     assert ExtractiveGenerator().generate(request) == f"{alone} [1]"
+
+
+def test_a_printed_record_is_one_passage_up_to_where_its_first_label_comes_again():
+    from rag.generators.extractive import split_passages
+
+    text = ("분류 결정 임곗값 낮추니,\n\n임곗값: 0.4\n오차 행렬\n[[97 21]\n[11 50]]\n"
+            "정확도: 0.8212. 정밀도: 0.7042. 재현율: 0.8197\n임곗값: 0.45\n오차 행렬\n[[105 13]\n[ 13 48]]\n"
+            "정확도: 0.8547. 정밀도: 0.7869. 재현율: 0.7869\n")
+    passages = split_passages(text)
+    assert "임곗값: 0.4 오차 행렬 [[97 21] [11 50]] 정확도: 0.8212. 정밀도: 0.7042. 재현율: 0.8197" in passages
+    assert "임곗값: 0.45 오차 행렬 [[105 13] [ 13 48]] 정확도: 0.8547. 정밀도: 0.7869. 재현율: 0.7869" in passages

@@ -51,9 +51,18 @@ def split_sentences(text: str) -> list[str]:
     out = []
     for piece in _split_sentences(text or ""):
         piece = piece.strip(" \t-*#>|")
+        leading = _LEADING_MARKERS.match(piece)
+        if leading and out:
+            # "The programming. [1] Next one [2].": the marker after a full stop cites the
+            # sentence it follows
+            out[-1] = f"{out[-1]} {leading.group(0).strip()}"
+            piece = piece[leading.end():]
         if piece and re.search(r"\w", strip_citations(piece)):
             out.append(piece)
     return out
+
+
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+\s*")
 
 
 def citations(sentence: str) -> list[int]:
@@ -139,6 +148,8 @@ def keyword_groups_match(answer: str, groups: Sequence[Sequence[str]]) -> bool |
     squashed = squash(text)
     for group in groups:
         alternatives = [unicodedata.normalize("NFKC", a).casefold() for a in group if a]
+        # Containment, as the question-file format defines it: "843" is in "843.3063", and so
+        # "0.82" is in "0.8246" too; write the alternatives as exact as the answer must be.
         if not any(a in text or squash(a) in squashed for a in alternatives):
             return False
     return True

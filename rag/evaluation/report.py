@@ -562,11 +562,13 @@ def build_doc(result, plots: dict[str, tuple[str, bytes]]) -> Doc:
         doc.h(2, "Skipped rows of the question file")
         doc.table(["line", "reason"], [(p["line"], p["reason"]) for p in problems])
     doc.p("Metrics: evidence hit = a retrieved chunk contains the gold passage ignoring whitespace; source hit compares "
-          "file stems; keyword accuracy = one alternative of every gold group appears in the answer; F1 tokenizes "
+          "file stems; keyword accuracy = one alternative of every gold group appears in the answer (as text: "
+          "\"0.82\" appears in \"0.8246\", so write alternatives as exact as the answer must be); F1 tokenizes "
           "CJK by character; groundedness = share of answer sentences that a retrieved chunk supports (token overlap "
           f">= {M.TOKEN_SUPPORT} or embedding cosine >= {M.COSINE_SUPPORT}); citation support = the cited source "
-          "supports its sentence. Refusal treats 'unanswerable' as the positive class; the answerability score is the "
-          "best chunk's dense cosine.", "muted")
+          "supports its sentence. Refusal treats 'unanswerable' as the positive class; the answerability score "
+          "combines the best dense cosine, the question words the top chunks hold, the words the corpus knows and "
+          "whether the best passage holds the kind of answer asked for (rag/answerability.py).", "muted")
     return doc
 
 

@@ -94,9 +94,15 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
     def flush():
         for start in range(len(run)):
             passage = ""
+            labels: set[str] = set()
             for piece in run[start:]:
-                if passage and len(passage) + len(piece) + 1 > max_chars:
+                label = _label(piece)
+                if passage and (len(passage) + len(piece) + 1 > max_chars or label in labels):
+                    # a label seen again starts the next record: "임곗값: 0.45" after
+                    # "임곗값: 0.4 … 정확도: 0.8212. 정밀도: 0.7042. 재현율: 0.8197"
                     break
+                if label:
+                    labels.add(label)
                 passage = f"{passage} {piece}".strip()
             passages.append(passage)
         run.clear()
@@ -118,7 +124,7 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
             flush()
             heading = sentence
             continue
-        if len(sentence) < FRAGMENT_CHARS and not _SENTENCE_END.search(sentence):
+        if len(sentence) < FRAGMENT_CHARS and (not _SENTENCE_END.search(sentence) or _label(sentence)):
             run.append(sentence)
             continue
         flush()
@@ -128,6 +134,17 @@ def split_passages(text: str, max_chars: int = PASSAGE_CHARS) -> list[str]:
         headings.append(heading)
     kept = [p for p in dict.fromkeys(passages) if len(p) >= 8]
     return kept or [h for h in dict.fromkeys(headings) if len(h) >= 8]  # a text of headings only
+
+
+# "정확도: 0.8212." / "Recall: 81.9%": a label and its value, a fragment of a printed record
+# even with a full stop after it (a notebook's print("정확도: {0:.4f}. 정밀도: …")).
+_LABEL_VALUE = re.compile(r"^([^\s:：][^:：]{0,30})[:：]\s*[-+]?\d[\d.,]*%?\.?$")
+
+
+def _label(piece: str) -> str | None:
+    """The label of a "label: value" fragment, or None."""
+    match = _LABEL_VALUE.match(piece)
+    return match.group(1).strip().lower() if match else None
 
 
 _CONTINUATION = re.compile(r"^[a-z\[(`'\"]")
