@@ -95,6 +95,41 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100
     return raw, bias
 
 
+def by_set(rows, scores, min_score: float, caution: float) -> dict:
+    """Per question file and corpus: unanswerable and answerable questions, how many of each
+    are refused (below ``min_score``) and refused or flagged (below ``caution``)."""
+    out: dict = {}
+    for row, s in zip(rows, scores):
+        kind = "answerable" if row["answerable"] else "unanswerable"
+        entry = out.setdefault(row.get("set") or "?", {}).setdefault(row["corpus"], {})
+        counts = entry.setdefault(kind, {"n": 0, "refused": 0, "flagged": 0})
+        counts["n"] += 1
+        counts["refused"] += int(s < min_score)
+        counts["flagged"] += int(s < caution)
+    return out
+
+
+def fmt_set(name: str, corpora: dict) -> str:
+    """"dev_questions.jsonl: unanswerable refused 2 / 2 of 2 (flagged 2 / 2); ...", PDF / txt."""
+    parts = []
+    for kind in ("unanswerable", "answerable"):
+        counts = [corpora.get(c, {}).get(kind) for c in ("pdf", "txt")]
+        if not any(counts):
+            continue
+        n = next(c["n"] for c in counts if c)
+        refused = " / ".join(str(c["refused"]) if c else "-" for c in counts)
+        flagged = " / ".join(str(c["flagged"]) if c else "-" for c in counts)
+        parts.append(f"{kind} refused {refused} of {n} (with the note {flagged})")
+    return f"  {name} (PDF / txt): " + "; ".join(parts)
+
+
+def capped(scores, rows, answerability):
+    """The scores in use: a question giving a value no retrieved chunk holds is capped
+    (rag.answerability ``Signals.values``, not fitted)."""
+    values = np.array([row.get("values", 1.0) for row in rows])
+    return np.where(values < 1.0, np.minimum(scores, answerability.MISSING_VALUE_CAP), scores)
+
+
 def predict(x, weights, bias):
     return 1 / (1 + np.exp(-(x @ weights + bias)))
 
@@ -150,8 +185,8 @@ def collect(index_path: Path, questions: list[dict], log) -> tuple[list[dict], l
         ranked = rank_passages(q["question"], retrieval.sources, embedder, evidence_terms, windows)
         sig, _ = signals(q["question"], retrieval, index, embedder, evidence=evidence_terms,
                          passage=ranked[0][1] if ranked else "")
-        rows.append({"id": q["id"], "lang": q.get("lang"), "answerable": q.get("answerable", True) is not False,
-                     **sig.to_dict()})
+        rows.append({"id": q["id"], "set": q.get("_file"), "lang": q.get("lang"),
+                     "answerable": q.get("answerable", True) is not False, **sig.to_dict()})
         evidence = q.get("evidence")
         groups = q.get("answer") or []
         if not evidence or not groups or q.get("answerable") is False:
@@ -198,7 +233,7 @@ def main() -> None:
     answerable = np.array([row["answerable"] for row in rows])
     weights, bias = logistic_fit(x, answerable.astype(float))
     fitted = predict(x, weights, bias)
-    current = predict(x, np.asarray(answerability.WEIGHTS), answerability.BIAS)
+    current = capped(predict(x, np.asarray(answerability.WEIGHTS), answerability.BIAS), rows, answerability)
     # 5-fold cross-validation by question id (the same question on both corpora stays in one fold)
     ids = sorted({row["id"] for row in rows})
     fold_of = {qid: i % 5 for i, qid in enumerate(ids)}
@@ -207,6 +242,7 @@ def main() -> None:
     for f in range(5):
         w, b = logistic_fit(x[folds != f], answerable[folds != f].astype(float))
         held_out[folds == f] = predict(x[folds == f], w, b)
+    held_out = capped(held_out, rows, answerability)
     threshold = refusal_threshold(current, answerable)
     caution = refusal_threshold(current, answerable, MAX_CAUTIONED_ANSWERABLE)
     before = np.array([row["dense"] for row in rows])
@@ -267,12 +303,14 @@ def main() -> None:
     # ---------------------------------------------------------------- held-out check
     cx = np.array([[row[n] for n in names] for row in check_rows])
     c_answerable = np.array([row["answerable"] for row in check_rows])
-    c_scores = predict(cx, np.asarray(answerability.WEIGHTS), answerability.BIAS)
+    c_scores = capped(predict(cx, np.asarray(answerability.WEIGHTS), answerability.BIAS), check_rows, answerability)
     check = {"files": [Path(f).name for f in CHECK_FILES],
              "auc_in_use": auc(c_scores[c_answerable], c_scores[~c_answerable]),
              "at_default": rates(c_scores, c_answerable, config.DEFAULT_MIN_SCORE),
              "flagged_at_caution_default": rates(c_scores, c_answerable, config.DEFAULT_CAUTION_SCORE)}
     refusal["held_out_check"] = check
+    refusal["by_set"] = by_set(rows + check_rows, np.concatenate([current, c_scores]),
+                               config.DEFAULT_MIN_SCORE, config.DEFAULT_CAUTION_SCORE)
     report = {"questions": len(questions), "refusal": refusal, "support": support, "rows": rows,
               "check_rows": check_rows}
     table = "\n".join([
@@ -290,6 +328,8 @@ def main() -> None:
         f"  cross-validated: {fmt_rates(refusal['cross_validated_flagged'], 'refused or flagged')}",
         f"held-out check ({', '.join(check['files'])}, not fitted on): ROC AUC {check['auc_in_use']:.3f}; "
         f"{fmt_rates(check['at_default'])}; {fmt_rates(check['flagged_at_caution_default'], 'refused or flagged')}",
+        f"per question file at min_score {config.DEFAULT_MIN_SCORE}, with the note below {config.DEFAULT_CAUTION_SCORE}:",
+        *(fmt_set(name, corpora) for name, corpora in refusal["by_set"].items()),
         f"support ROC AUC {support['auc_in_use']:.3f} on {len(pairs)} pairs ({int(sy.sum())} supporting); "
         f"refit weights {support['fitted']['weights']} bias {support['fitted']['bias']}; Youden cut {cut}",
         f"  per feature: " + ", ".join(f"{k} {v:.3f}" for k, v in support["auc_each_feature"].items()),

@@ -11,6 +11,12 @@ answered with whatever they hold. So several signals are combined:
   "Australia", "TPU") is usually nowhere;
 - ``known``: the rarity-weighted share of the question's words that reach any corpus
   word at all;
+- ``values``: 0 when the question gives a value (a year, a threshold, a rank: "the 2006 World
+  Cup", "with rank r=64") that none of the retrieved chunks holds, else 1. Such a question is
+  about a case the documents do not cover, whatever else they share with it: it is not fitted
+  (too few questions give values to fit a weight on) but caps the score at
+  :data:`MISSING_VALUE_CAP`, below any sensible threshold. Over the calibration sets it
+  held for 3 unanswerable questions and no answerable one;
 - ``kind``: 0 when the question asks for a number ("how many", "quanti", "몇", "多少") or an
   address and the passage a reader would answer with (rag.generators.extractive.rank_passages)
   holds none, else 1 (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
@@ -41,6 +47,7 @@ its own words must still be found.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -54,6 +61,11 @@ FEATURES = ("dense", "coverage", "known", "kind")
 WEIGHTS = (3.363, 3.622, 7.388, 2.469)
 BIAS = -11.811
 TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
+# The score of a question that gives a value no retrieved chunk holds (``Signals.values``).
+MISSING_VALUE_CAP = 0.1
+# A value in a question: digits not inside or hyphenated to a Latin word ("2006", "0.4",
+# "r=64", "2022年"), so "GPT-4", "T5", "F1" and "T5-11B" are names, not values.
+_VALUE = re.compile(r"(?<![0-9A-Za-z.,-])\d+(?:[.,]\d+)*(?![0-9A-Za-z])")
 
 
 @dataclass
@@ -62,6 +74,7 @@ class Signals:
     coverage: float
     known: float
     kind: float = 1.0
+    values: float = 1.0  # not fitted: 0 caps the score (MISSING_VALUE_CAP)
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES], dtype=np.float64)
@@ -73,7 +86,22 @@ class Signals:
 def score(signals: Signals) -> float:
     """The answerability score in 0..1 of these signals."""
     x = float(np.dot(WEIGHTS, signals.vector())) + BIAS
-    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+    fitted = 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+    return fitted if signals.values >= 1.0 else min(fitted, MISSING_VALUE_CAP)
+
+
+def missing_values(question: str, texts) -> list[str]:
+    """The values ``question`` gives that none of ``texts`` holds ("2006" of "Chi ha vinto i
+    mondiali nel 2006?"); a value is found as a whole number, thousands separators aside
+    ("83" is in "83.1%", not in "1830")."""
+    found = []
+    flat = [t.replace(",", "") for t in texts]
+    for value in dict.fromkeys(_VALUE.findall(question)):
+        plain = value.replace(",", "")
+        pattern = re.compile(rf"(?<![0-9]){re.escape(plain)}(?![0-9])")
+        if not any(pattern.search(t) for t in flat):
+            found.append(value)
+    return found
 
 
 def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | None = None,
@@ -87,8 +115,9 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
     # 0.5 from answer_type_match: the question asks for no particular kind of answer. A
     # metric's name alone does not count here: "can accuracy be the metric?" wants no number.
     kind = float(answer_type_match(own_question or question, passage, metrics=False) > 0)
+    values = 0.0 if missing_values(own_question or question, [s.text for s in sources]) else 1.0
     if not sources:
-        return Signals(float(retrieval.best_dense), 0.0, evidence.known(), kind), evidence
+        return Signals(float(retrieval.best_dense), 0.0, evidence.known(), kind, values), evidence
     own = evidence
     if own_question and own_question != question:
         mine = term_evidence(own_question, index, embedder)
@@ -96,7 +125,7 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
             own = mine
     top = sources[:TOP_CHUNKS]
     coverage = max(own.coverage(source.text, words_of(source.text)) for source in top) if len(own) else 0.0
-    return Signals(float(retrieval.best_dense), coverage, own.known(), kind), evidence
+    return Signals(float(retrieval.best_dense), coverage, own.known(), kind, values), evidence
 
 
-__all__ = ["Signals", "signals", "score", "FEATURES", "WEIGHTS", "BIAS"]
+__all__ = ["Signals", "signals", "score", "missing_values", "MISSING_VALUE_CAP", "FEATURES", "WEIGHTS", "BIAS"]

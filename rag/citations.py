@@ -195,7 +195,7 @@ QUESTION_WORDS = frozenset(
     "what which who whom whose where when why how many much does did do is are was were according "
     "qual quale quali quanto quanta quanti quante come cosa chi dove quando perché perche secondo "
     "多少 什么 哪些 哪个 哪里 哪儿 怎么 怎样 如何 是否 为什么 是什么 一共 根据 "
-    "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 왜 어떻게 "
+    "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 누가 왜 어떻게 "
     "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘 "  # the spoken forms of 무엇
     "哪一天 哪天 哪一年 哪年 什么时候 何时 多久 多长 几个 几种 几次 多大".split()
 )
@@ -216,7 +216,7 @@ _HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
 # A Sino-Korean noun made a verb with 하다 / 되다 ("추천한", "사전학습됐", "배포된"): the noun is
 # the term. Only after a stem of two syllables or more, all Hangul ("역할", "권한" stay whole).
 _KO_VERB = re.compile(f"^([{HANGUL_SYLLABLES}]{{2,}}?)(하였|되었|했|됐|하는|되는|하고|되고|하여|해서|돼서|하면|되면|한|된|할|될|하|되)$")
-_KO_QUESTION = ("얼마", "어디", "무엇", "어떤", "어떻", "누구", "언제", "몇")
+_KO_QUESTION = ("얼마", "어디", "무엇", "어떤", "어떻", "누구", "누가", "언제", "몇")
 
 
 def content_terms(words: Sequence[str]) -> list[str]:
@@ -282,7 +282,11 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
             parts = set(_PARTS.split(word)) if _PARTS.search(word) else ()
             near = [(token, sim) for token, sim in near if term_index.vocab[token - 1] not in parts
                     and not _subword(word, term_index.vocab[token - 1])]
-            if word in names:
+            if len(word) <= 2 and word.isascii():
+                # Two letters embedded alone land on function words of every language ("de"
+                # ~ "cui" 0.91, "dal" 0.87): such a word matches only itself.
+                near = [(t, sim) for t, sim in near if term_index.vocab[t - 1] == word]
+            elif word in names:
                 # A name matches only as written (a plural aside): "GPU" ~ "cpu" 0.79,
                 # "MMLU" ~ "lmms" 0.73, "WMT" ~ "mse" 0.81 are look-alikes, and a name is
                 # the same in every language, so no translation is lost.

@@ -188,3 +188,29 @@ def test_words_for_the_documents_themselves_are_no_question_terms(qa):
     italian = qa.ask("Secondo il rapporto, cosa significa MaaS?")
     assert not italian.refused and "Model as a Service" in italian.text
     assert abs(italian.score - plain.score) < 0.1
+
+
+@pytest.mark.parametrize("question", [
+    "Chi ha vinto i mondiali nel 2006?",  # "who won the 2006 World Cup": "vinto" reaches 胜率, win rate
+    "2006年世界杯冠军是谁?",
+    "What accuracy did LoRA reach on Rotten Tomatoes with rank r=64?",  # a rank the notebook never tried
+])
+def test_a_question_giving_a_value_no_retrieved_chunk_holds_is_refused(qa, question):
+    answer = qa.ask(question)
+    assert answer.refused and answer.score <= 0.1
+
+
+def test_a_question_giving_a_value_the_documents_hold_is_answered(qa):
+    answer = qa.ask("At a decision threshold of 0.4, what recall did the Titanic logistic regression reach?")
+    assert not answer.refused and "0.8197" in answer.text
+
+
+def test_values_are_whole_numbers_and_names_are_not_values():
+    from rag.answerability import missing_values
+
+    texts = ["임곗값: 0.4 재현율: 0.8197", "accuracy ~83.1%, 1,066 validation rows", "2022年11月30日"]
+    assert missing_values("recall at threshold 0.4?", texts) == []
+    assert missing_values("Is GPT-7 better than T5-99B on F1?", texts) == []  # names, not values
+    assert missing_values("recall at threshold 0.45?", texts) == ["0.45"]
+    assert missing_values("did it reach 83% on 1066 rows in 2022?", texts) == []
+    assert missing_values("2006年世界杯冠军是谁?", texts) == ["2006"]
