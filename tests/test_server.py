@@ -260,6 +260,23 @@ BAD_REQUESTS = [
      ["limit"]),
     ("upload not multipart", "POST", "/v1/documents?collection=alpha", {"files": "x"}, 415, "unsupported_media_type",
      ["multipart"]),
+    ("empty body", "POST", "/v1/ask", b"", 400, "invalid_json", ["empty", "JSON object"]),
+    ("a body that is not UTF-8", "POST", "/v1/ask", '{"question": "caf\u00e9?"}'.encode("latin-1"), 400,
+     "invalid_json", ["UTF-8"]),
+    ("misspelled chat field", "POST", "/v1/chat/completions",
+     {"model": "rag/alpha", "messages": [{"role": "user", "content": "x?"}], "temprature": 0.1}, 422,
+     "invalid_field", ["'temprature'", "did you mean 'temperature'"]),
+    ("JSON output asked", "POST", "/v1/chat/completions",
+     {"model": "rag/alpha", "messages": [{"role": "user", "content": "x?"}], "response_format": {"type": "json_object"}},
+     422, "invalid_field", ["json_object", "leave response_format out"]),
+    ("tools offered", "POST", "/v1/chat/completions",
+     {"model": "rag/alpha", "messages": [{"role": "user", "content": "x?"}],
+      "tools": [{"type": "function", "function": {"name": "f"}}]}, 422, "invalid_field", ["tools are not supported"]),
+    ("content of the wrong type", "POST", "/v1/chat/completions",
+     {"model": "rag/alpha", "messages": [{"role": "user", "content": 42}]}, 422, "invalid_field",
+     ["'messages.0.content' should be a valid string or a valid list", "got 42"]),
+    ("a history turn of the wrong shape", "POST", "/v1/ask", {"question": "x?", "history": ["x"]}, 422,
+     "invalid_field", ["'history.0' should be"]),
 ]
 
 
@@ -273,6 +290,20 @@ def test_bad_requests_get_the_openai_error_shape(admin, what, method, path, body
     assert error["code"] == code and error["type"]
     for word in words:
         assert word in error["message"], (word, error["message"])
+
+
+def test_fields_openai_clients_send_by_default_are_accepted(admin):
+    body = {"model": "rag/alpha", "messages": [{"role": "user", "content": "What accuracy did the iris model reach?"}],
+            "seed": 1, "user": "u", "frequency_penalty": 0, "presence_penalty": 0, "logprobs": False,
+            "response_format": {"type": "text"}, "tools": [], "stream_options": None}
+    response = admin.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_method_the_endpoint_does_not_take_is_a_request_error(admin):
+    response = admin.get("/v1/chat/completions")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_a_plain_text_body_is_a_bad_request_not_a_field_error(admin):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import logging
 import math
 import os
@@ -293,6 +294,10 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
         # A body that is no JSON object at all (text/plain, a bare string) is malformed as well.
         not_object = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)
                            and e.get("type") in ("model_attributes_type", "dict_type")), None)
+        empty = next((e for e in errors if tuple(e.get("loc", ())) == ("body",) and e.get("type") == "missing"), None)
+        if empty:
+            return JSONResponse(ApiError(400, "the body is empty: send a JSON object with Content-Type: "
+                                              "application/json", "invalid_json").body(), 400)
         if invalid or not_object:
             where = ""
             if invalid:
@@ -304,11 +309,33 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
             return JSONResponse(ApiError(400, f"the body {problem}: send a JSON object "
                                               f"with Content-Type: application/json", "invalid_json").body(), 400)
         parts, param = [], None
+        union: dict[str, list[str]] = {}  # one field, several accepted types ("content": str or parts)
+        for error in errors:
+            # pydantic tags each branch of a union in the location ("content.str",
+            # "content.list[ContentPart]"): the field is the same, its accepted types several
+            loc = [str(x) for x in error.get("loc", ()) if x != "body" and not _UNION_TAG.match(str(x))]
+            if len(loc) < len([x for x in error.get("loc", ()) if x != "body"]):
+                union.setdefault(".".join(loc), []).append(error.get("msg", "invalid").removeprefix("Input should be "))
+        seen_union: set[str] = set()
         for error in errors[:5]:
-            loc = [str(x) for x in error.get("loc", ()) if x != "body"]
+            loc = [str(x) for x in error.get("loc", ()) if x != "body" and not _UNION_TAG.match(str(x))]
             name = ".".join(loc) or "body"
-            param = param or name
             kind = error.get("type", "")
+            if kind == "unknown_field":
+                param = param or (error.get("ctx") or {}).get("field")
+                parts.append(error.get("msg", "unknown field"))
+                continue
+            if kind == "unsupported":
+                param = param or name
+                parts.append(error.get("msg", "not supported"))
+                continue
+            param = param or name
+            if name in union:
+                if name not in seen_union:
+                    seen_union.add(name)
+                    parts.append(f"'{name}' should be {' or '.join(dict.fromkeys(union[name]))} "
+                                 f"(got {_short(error.get('input'))})")
+                continue
             if kind == "missing":
                 parts.append(f"'{name}' is required")
             elif kind == "extra_forbidden":
@@ -323,6 +350,10 @@ def create_app(settings: ServerSettings | None = None, **options) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # Starlette's words for a body that is not UTF-8 (or not form data it can read)
+            return JSONResponse(ApiError(400, "the body could not be read: send a UTF-8 JSON object with "
+                                              "Content-Type: application/json", "invalid_json").body(), 400)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "bad_request"}
         message = {404: f"no endpoint {request.method} {request.url.path}: see /docs for the API",
                    405: f"{request.method} is not allowed on {request.url.path}: see /docs"}.get(
@@ -852,6 +883,11 @@ class _JSON(JSONResponse):
 def _sse(data: dict, event: str | None = None) -> str:
     prefix = f"event: {event}\n" if event else ""
     return f"{prefix}data: {json.dumps(data, ensure_ascii=False, default=_plain)}\n\n"
+
+
+# A union branch in a pydantic error location: a type, not a field ("str", "list[ContentPart]",
+# "tuple[str, str]", "dict[str,str]").
+_UNION_TAG = re.compile(r"^(?:str|int|float|bool|list|dict|tuple)(?:\[.*\])?$|^[A-Z]\w*(?:\[.*\])?$")
 
 
 def _short(value: Any) -> str:

@@ -24,6 +24,7 @@ from rag.errors import (
 
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error", 413: "request_too_large", 415: "unsupported_media_type", 422: "invalid_request_error",
     429: "rate_limit_error", 500: "server_error", 502: "upstream_error", 503: "overloaded_error",
     504: "timeout_error",

@@ -6,9 +6,11 @@ same thing as the CLI and the Python API ("temperature=3: choose a value from 0 
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 # Files one upload request may carry (the body limit of the middleware follows from it).
 MAX_FILES_PER_UPLOAD = 20
@@ -61,8 +63,17 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+# Fields of OpenAI's chat completion request (and the sampling extras vLLM and llama.cpp take)
+# that this server has no use for: accepted and ignored, as clients send them by default.
+# Any other field is a mistake ("temprature") and is refused, as OpenAI refuses it.
+IGNORED_CHAT_FIELDS = frozenset(
+    "audio frequency_penalty function_call functions logit_bias logprobs metadata modalities "
+    "parallel_tool_calls prediction presence_penalty prompt_cache_key reasoning_effort safety_identifier "
+    "seed service_tier store tool_choice top_logprobs user verbosity web_search_options "
+    "top_k min_p repetition_penalty".split())
+
+
 class ChatCompletionRequest(BaseModel):
-    # OpenAI clients send fields this server has no use for (seed, user, penalties, ...): accepted, ignored.
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(description="'rag' (the default collection) or 'rag/<collection>'.")
@@ -75,6 +86,27 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: int | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _known_fields(self):
+        for name in self.model_extra or {}:
+            if name not in IGNORED_CHAT_FIELDS:
+                close = difflib.get_close_matches(name, [*type(self).model_fields, *IGNORED_CHAT_FIELDS], n=1)
+                hint = f": did you mean '{close[0]}'?" if close else ": leave it out"
+                raise PydanticCustomError("unknown_field", "'{field}' is not a field of a chat completion{hint}",
+                                          {"field": name, "hint": hint})
+        kind = (self.response_format or {}).get("type", "text")
+        if kind != "text":
+            raise PydanticCustomError(
+                "unsupported", "response_format '{kind}' is not supported: answers are text with [n] citations; "
+                "leave response_format out", {"kind": str(kind)})
+        if self.tools:
+            raise PydanticCustomError(
+                "unsupported", "tools are not supported: this server answers from the documents and calls no "
+                "functions; leave tools out", {})
+        return self
 
 
 class CollectionRequest(BaseModel):
