@@ -192,7 +192,9 @@ def search_phrasings(index: Index, questions: list[str], settings: RetrievalSett
     before it. Over the 20 follow-ups of bench/followups.py fusing both gave MRR@5 0.69,
     against 0.67 as typed and 0.57 joined, at the same hit@5 (README, "Follow-ups").
 
-    Sources keep the score of the phrasing that ranked them higher; ``best_dense`` is the
+    A source's ``score`` is then its fused reciprocal-rank score (the sum of 1 / (60 + rank)
+    over the phrasings, ~0.01-0.03), so the sources are listed in score order;
+    ``dense_score`` and ``lexical_score`` stay the phrasing's own. ``best_dense`` is the
     last phrasing's, which the refusal reads with it (rag/answerability.py)."""
     from dataclasses import replace
 
@@ -214,7 +216,8 @@ def search_phrasings(index: Index, questions: list[str], settings: RetrievalSett
     for result in results:
         for name, seconds in result.timings.items():
             timings[name] = timings.get(name, 0.0) + seconds
-    return Retrieval([first[c] for c in order], results[-1].best_dense, timings)
+    sources = [replace(first[c], score=round(fused[c], 6)) for c in order]
+    return Retrieval(sources, results[-1].best_dense, timings)
 
 
 def top_rows(scores: np.ndarray, n: int) -> np.ndarray:

@@ -278,6 +278,8 @@ def test_a_follow_up_retrieved_as_typed_and_joined_finds_the_evidence_first(corp
     fused = search_phrasings(index, [typed, joined])
     assert _evidence_rank(fused.sources, evidence) == 1
     assert len(fused.sources) == 5 and len({s.chunk_id for s in fused.sources}) == 5
+    scores = [s.score for s in fused.sources]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 2 / 61  # listed in score order
     alone = [_evidence_rank(search(index, q).sources, evidence) for q in (typed, joined)]
     assert alone.count(1) == 1  # only one phrasing on its own has it first
     assert fused.best_dense == search(index, joined).best_dense  # refusal reads the standalone question
