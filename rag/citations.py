@@ -333,6 +333,20 @@ def locate(quote: str, text: str, start: int = 0) -> tuple[int, int] | None:
     exact = text.find(quote, start)
     if exact >= 0:
         return exact, exact + len(quote)
+    span = _loose_locate(quote, text, start)
+    if span is None and "**" in text:
+        # Markdown bold the quote left out ("**XLNet**, **T5**" quoted as "XLNet, T5"): found
+        # in the text without its asterisks, the span mapped back to the text as it is.
+        kept = [i for i, ch in enumerate(text) if ch != "*"]
+        plain = "".join(text[i] for i in kept)
+        from bisect import bisect_left
+
+        found = _loose_locate(quote.replace("**", ""), plain, bisect_left(kept, start))
+        span = (kept[found[0]], kept[found[1] - 1] + 1) if found else None
+    return span
+
+
+def _loose_locate(quote: str, text: str, start: int) -> tuple[int, int] | None:
     pieces = [re.escape(p) for p in quote.split()]
     if not pieces:
         return None

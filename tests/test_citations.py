@@ -45,6 +45,12 @@ def test_quotes_are_located_across_reflowed_whitespace():
     assert text[start:end] == "오차 행렬\n재현율: 0.8197"
 
 
+def test_a_quote_without_the_markdown_bold_of_its_source_is_located():
+    text = "Here's a comparison of **XLNet**, **T5**, and other models."
+    start, end = locate("a comparison of XLNet, T5, and other models.", text)
+    assert text[start:end] == "a comparison of **XLNet**, **T5**, and other models."
+
+
 def test_a_quote_of_several_sentences_keeps_its_one_marker_at_the_end():
     from rag.types import Source
 

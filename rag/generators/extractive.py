@@ -173,7 +173,13 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return out
 
 
-_quote = quote_brackets
+# Markdown bold around words ("**XLNet**", a cut-off "(PEFT)** |"), not the ** of code ("x**2"):
+# the quote reads as text; the citation check still finds it in the source (rag.citations.locate).
+_BOLD = re.compile(r"(?<![^\s(\[{,;:|])\*\*(?=\S)|(?<=\S)\*\*(?![^\s)\]},.;:!?|])")
+
+
+def _quote(text: str) -> str:
+    return quote_brackets(_BOLD.sub("", text))
 
 # A passage opening with one of these leans on the sentence before it.
 _LEANS = re.compile(
