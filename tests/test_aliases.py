@@ -100,3 +100,14 @@ def test_a_passage_that_only_says_rag_holds_the_question_words_of_the_long_form(
 def test_the_scenarios_of_rag_are_found_whatever_the_question_calls_it(corpus_pdf_index, question):
     answer = rag.ask(question, corpus_pdf_index.path, generator="extractive")
     assert "客服问答" in answer.text.split("\n")[0], answer.text
+
+
+@pytest.mark.parametrize("question,long_form", [
+    ("What does MLM stand for?", "Masked Language Model"),  # used in many passages, defined in a few
+    ("MLM은 무엇의 약자야?", "Masked Language Model"),
+    ("Cosa significa RLHF?", "Reinforcement Learning from Human Feedback"),
+])
+def test_asked_what_an_abbreviation_stands_for_the_reader_quotes_its_definition(corpus_pdf_index, question,
+                                                                                 long_form):
+    answer = rag.ask(question, corpus_pdf_index.path, generator="extractive")
+    assert long_form.lower() in answer.text.split("\n")[0].lower(), answer.text

@@ -55,6 +55,9 @@ TOKEN_WEIGHT = 0.5
 TERM_WEIGHT = 0.5
 PRIOR_WEIGHT = 0.1
 ANSWER_TYPE_WEIGHT = 0.15  # holds the kind of answer asked for (rag/answer_types.py)
+# Asked what an abbreviation stands for, a passage defining it (both forms, rag/aliases.py):
+# worth more than a use of it that shares the question's few words.
+DEFINITION_WEIGHT = 0.3
 
 
 def split_sentences(text: str, min_chars: int = 8) -> list[str]:
@@ -171,6 +174,21 @@ def _continued(pieces: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
                 continue
         out.append((sentence, heading))
     return out
+
+
+# A question for what an abbreviation means: "what does MLM stand for", "full name", "sta per",
+# "significa", "全称", "是什么意思", "뜻", "약자".
+_ASKS_EXPANSION = re.compile(
+    r"\bstands? for\b|\bfull (?:name|form)\b|\bacronym\b|\babbreviat|\bsta per\b|\bsignifica\b|"
+    r"\bsigla\b|全称|全名|缩写|代表什么|是什么意思|의 약자|약자|줄임말|뜻", re.IGNORECASE)
+
+
+def _defines(passage: str, tokens, forms) -> bool:
+    """Does ``passage`` hold the question's form of an abbreviation (its ``tokens``) and
+    another form of it (one of ``forms``): "Masked Language Modeling (MLM)"?"""
+    from rag.aliases import contains
+
+    return set(tokens) <= tokens_of(passage) and any(contains(passage, form) for form in forms)
 
 
 # Markdown bold around words ("**XLNet**", a cut-off "(PEFT)** |"), not the ** of code ("x**2"):
@@ -294,7 +312,14 @@ class ExtractiveGenerator(Generator):
         semantic = self.semantic(request, candidates)
         prior = np.array([1.0 / (number + 1) for _, number, _ in candidates])
         kind = np.array([answer_type_match(request.question, p) for p, _, _ in candidates])
-        rest = TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior + ANSWER_TYPE_WEIGHT * kind
+        defines = np.zeros(len(candidates))
+        if evidence is not None and evidence.aliased and _ASKS_EXPANSION.search(request.question):
+            # "What does MLM stand for?": the passage that holds the abbreviation with its long
+            # form ("Masked Language Modeling (MLM)") is the answer, not one that uses it.
+            defines = np.array([float(any(_defines(p, tokens, forms) for tokens, forms in evidence.aliased))
+                                for p, _, _ in candidates])
+        rest = (TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior + ANSWER_TYPE_WEIGHT * kind
+                + DEFINITION_WEIGHT * defines)
         if request.windows is not None and request.embedder is not None and len(candidates) > EMBEDDED:
             # Window cosines ranked every passage; the best EMBEDDED get their own vectors.
             top = np.argsort(-(semantic + rest), kind="stable")[:EMBEDDED]
