@@ -12,6 +12,8 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from rag.settings import GenerationSettings, RetrievalSettings
+
 # Files one upload request may carry (the body limit of the middleware follows from it).
 MAX_FILES_PER_UPLOAD = 20
 
@@ -73,6 +75,11 @@ IGNORED_CHAT_FIELDS = frozenset(
     "top_k min_p repetition_penalty".split())
 
 
+# This server's own settings, sent as extra fields (openai: extra_body={"k": 8, "min_score": 0.5}).
+SETTINGS_FIELDS = frozenset(f for f in RetrievalSettings.names() if f != "reranker") | \
+    frozenset(GenerationSettings.names())
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -92,8 +99,9 @@ class ChatCompletionRequest(BaseModel):
     @model_validator(mode="after")
     def _known_fields(self):
         for name in self.model_extra or {}:
-            if name not in IGNORED_CHAT_FIELDS:
-                close = difflib.get_close_matches(name, [*type(self).model_fields, *IGNORED_CHAT_FIELDS], n=1)
+            if name not in IGNORED_CHAT_FIELDS and name not in SETTINGS_FIELDS:
+                known = [*type(self).model_fields, *SETTINGS_FIELDS, *IGNORED_CHAT_FIELDS]
+                close = difflib.get_close_matches(name, known, n=1)
                 hint = f": did you mean '{close[0]}'?" if close else ": leave it out"
                 raise PydanticCustomError("unknown_field", "'{field}' is not a field of a chat completion{hint}",
                                           {"field": name, "hint": hint})
