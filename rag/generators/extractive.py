@@ -12,7 +12,12 @@ Each candidate (a sentence; consecutive short lines such as "임곗값: 0.4" / "
   sentence of a Chinese report that answers a Korean question; a word counts more the
   fewer of the candidate passages hold it (the topic is in all of them, the focus is not),
 - a small prior for the retrieval rank of its chunk,
-- whether it holds the kind of answer the question asks for (a number, an address).
+- whether it holds the kind of answer the question asks for (a number, an address),
+- asked what an abbreviation stands for, whether it defines it (rag/aliases.py).
+
+The best passage is quoted, a title left in the text ("行业大模型应用阶段划分") giving way to a
+sentence that scores nearly as well; a passage that leans on the sentence before it ("This
+approach …") is quoted with that sentence.
 """
 
 from __future__ import annotations
