@@ -27,6 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rag.aliases import contains
 from rag.answer_types import answer_type_match
 from rag.citations import tokens_of
 from rag.lexical import tokenize
@@ -191,8 +192,6 @@ _ASKS_EXPANSION = re.compile(
 def _defines(passage: str, tokens, forms) -> bool:
     """Does ``passage`` hold the question's form of an abbreviation (its ``tokens``) and
     another form of it (one of ``forms``): "Masked Language Modeling (MLM)"?"""
-    from rag.aliases import contains
-
     return set(tokens) <= tokens_of(passage) and any(contains(passage, form) for form in forms)
 
 
