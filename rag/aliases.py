@@ -39,10 +39,12 @@ from .text import HAN, HANGUL_SYLLABLES
 _ABBR = r"[A-Z][A-Za-z0-9]{0,8}[A-Z][a-z0-9]{0,2}"
 _BRACKET = re.compile(
     rf"[(（]\s*({_ABBR})\s*(?:[,，;；:]\s*([A-Za-z][A-Za-z' -]{{2,80}}?)\s*)?(?:[,，;；][^)）]{{0,40}})?[)）]")
-_GLOSS = re.compile(rf"([{HANGUL_SYLLABLES}]{{2,}})[(（]\s*([A-Za-z][A-Za-z -]{{1,40}}?)\s*[)）]")
+_GLOSS = re.compile(rf"(?<![{HANGUL_SYLLABLES}])([{HANGUL_SYLLABLES}]{{2,20}})[(（]\s*([A-Za-z][A-Za-z -]{{1,40}}?)\s*[)）]")
 _LATIN_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
 _HAN_RUN = re.compile(f"[{HAN}]+$")
-_HANGUL_WORDS = re.compile(f"((?:[{HANGUL_SYLLABLES}]+ ?)+)$")
+# Documents are untrusted: every pattern here runs in time linear in what it scans (words are
+# separated by exactly one space, so a run of syllables splits one way only).
+_HANGUL_WORDS = re.compile(f"((?:[{HANGUL_SYLLABLES}]{{1,20}} )*[{HANGUL_SYLLABLES}]{{1,20}})$")
 # A Chinese word belongs to the long form when its embedding is this close to one of the
 # English long form's words (term expansion counts a neighbour from 0.6; a translation
 # inside a definition is surer than one found anywhere).

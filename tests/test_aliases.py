@@ -111,3 +111,22 @@ def test_asked_what_an_abbreviation_stands_for_the_reader_quotes_its_definition(
                                                                                  long_form):
     answer = rag.ask(question, corpus_pdf_index.path, generator="extractive")
     assert long_form.lower() in answer.text.split("\n")[0].lower(), answer.text
+
+
+@pytest.mark.parametrize("text", [
+    "가" * 3000 + "·(AB)",  # a long run of syllables before a bracket, no term in it
+    "가 " * 3000 + "·(AB)",
+    "가" * 3000 + "(Accuracy)",
+    "(" * 3000 + "RAG" + ")" * 3000,
+])
+def test_reading_definitions_takes_linear_time_on_hostile_text(text):
+    # Documents are untrusted: a pattern that backtracks exponentially would hang the ingest
+    # of such a file (24 syllables took 2.8 s before the fix).
+    import threading
+
+    found = []
+    worker = threading.Thread(target=lambda: found.append(definitions(text)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert found, "definitions() did not finish"
+    assert found[0] == []  # no twenty-syllable "term", no definition
