@@ -279,15 +279,28 @@ def _pdf_pages(path: Path, reader, limits: Limits) -> list[str]:
 
 class _HTMLText(html.parser.HTMLParser):
     _SKIP = {"script", "style", "head", "noscript", "svg"}
+    # A page's furniture: menus and footers repeat on every page and answer nothing ("Home |
+    # Menu | Contact us", "Copyright 2024"). A <header> inside <article> or <main> holds the
+    # article's title and is kept.
+    _FURNITURE = {"nav", "footer"}
+    _CONTENT = {"article", "main"}
     _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section", "article"}
 
-    def __init__(self):
+    def __init__(self, furniture: bool = True):
         super().__init__()
         self.parts: list[str] = []
         self._skipping = 0
+        self._content = 0
+        self._skip = self._SKIP | self._FURNITURE if furniture else self._SKIP
+        self._furniture = furniture
+
+    def _skips(self, tag: str) -> bool:
+        return tag in self._skip or (self._furniture and tag == "header" and not self._content)
 
     def handle_starttag(self, tag, attrs):
-        if tag in self._SKIP:
+        if tag in self._CONTENT:
+            self._content += 1
+        if self._skips(tag):
             self._skipping += 1
         elif tag in self._BLOCK:
             self.parts.append("\n")
@@ -295,27 +308,77 @@ class _HTMLText(html.parser.HTMLParser):
             self.parts.append("#" * int(tag[1]) + " ")
 
     def handle_endtag(self, tag):
-        if tag in self._SKIP and self._skipping:
+        if self._skips(tag) and self._skipping:
             self._skipping -= 1
         elif tag in self._BLOCK:
             self.parts.append("\n")
+        if tag in self._CONTENT and self._content:
+            self._content -= 1
 
     def handle_data(self, data):
         if not self._skipping:
             self.parts.append(data)
 
 
+def _html_text(text: str, furniture: bool) -> str:
+    parser = _HTMLText(furniture)
+    parser.feed(text)
+    parser.close()
+    return clean_text("".join(parser.parts))
+
+
 def load_html(path: Path, limits: Limits) -> list[Record]:
     text, warning = decode_text(path, _read_bytes(path, limits), limits)
-    parser = _HTMLText()
-    parser.feed(text)
-    cleaned = clean_text("".join(parser.parts))
+    # A page whose text is all inside its furniture (or an unclosed <nav>) is read whole.
+    cleaned = _html_text(text, furniture=True) or _html_text(text, furniture=False)
     if not cleaned:
         raise DocumentError(path, "the HTML page has no text: nothing to index")
     records = split_markdown_sections(cleaned)
     if records:
         records[0].warning = warning
     return records
+
+
+# Per cell output: a training log's thousands of progress lines would crowd out the
+# notebook's prose, so a longer output keeps its beginning and its end (where results are).
+OUTPUT_CHARS = 3000
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _notebook_text(value) -> str:
+    # nbformat says a string or a list of strings; anything else is kept as text, not trusted
+    if value is None:
+        return ""
+    return "".join(s for s in value if isinstance(s, str)) if isinstance(value, list) else str(value)
+
+
+def _cell_outputs(cell: dict) -> list[str]:
+    """The text a code cell printed or returned: streams, ``text/plain`` results and error
+    lines. Images and HTML are left out (their ``text/plain`` twin is kept)."""
+    out = []
+    outputs = cell.get("outputs")
+    for output in outputs if isinstance(outputs, list) else []:
+        if not isinstance(output, dict):
+            continue
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = _notebook_text(output.get("text"))
+        elif kind in ("execute_result", "display_data"):
+            data = output.get("data")
+            text = _notebook_text(data.get("text/plain")) if isinstance(data, dict) else ""
+        elif kind == "error":
+            text = f"{_notebook_text(output.get('ename'))}: {_notebook_text(output.get('evalue'))}"
+        else:
+            continue
+        # A progress bar redraws its line with \r: only the last frame of each line was seen.
+        lines = [line.rsplit("\r", 1)[-1] for line in _ANSI.sub("", text).split("\n")]
+        text = "\n".join(lines).strip()
+        if len(text) > OUTPUT_CHARS:
+            half = OUTPUT_CHARS // 2
+            text = f"{text[:half].rstrip()}\n…\n{text[-half:].lstrip()}"
+        if text and text != ":":
+            out.append(text)
+    return out
 
 
 def load_notebook(path: Path, limits: Limits) -> list[Record]:
@@ -329,12 +392,12 @@ def load_notebook(path: Path, limits: Limits) -> list[Record]:
         raise DocumentError(path, "not a valid Jupyter notebook (no list of cells): open and re-save it in Jupyter")
     parts = []
     for cell in cells:
-        source = cell.get("source") or ""
-        # nbformat says a string or a list of strings; anything else is kept as text, not trusted
-        source = "".join(s for s in source if isinstance(s, str)) if isinstance(source, list) else str(source)
-        if not source.strip():
-            continue
-        parts.append(f"```\n{source}\n```" if cell.get("cell_type") == "code" else source)
+        source = _notebook_text(cell.get("source"))
+        if source.strip():
+            parts.append(f"```\n{source}\n```" if cell.get("cell_type") == "code" else source)
+        if cell.get("cell_type") == "code":
+            # The answer is often in what a cell printed ("test accuracy: 0.9342"), not in its code.
+            parts.extend(_cell_outputs(cell))
     text = "\n\n".join(parts)
     limits.check_chars(path, len(text))
     cleaned = clean_text(text)

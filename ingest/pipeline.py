@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from rag import config
-from rag.errors import InputError, RagError
+from rag.errors import IndexError_, InputError, RagError
 
 from .chunking import ChunkerSettings
 from .limits import Limits
@@ -106,7 +106,12 @@ def ingest(
                                   limits=limits, follow_links=follow_links, parse_workers=parse_workers)
             return run.run(paths, include, exclude)
     limits = limits or Limits.from_config()  # a bad RAG_MAX_* is reported before waiting for the lock
-    index_path.mkdir(parents=True, exist_ok=True)
+    try:
+        index_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file by that name, a file above it, a read-only or missing place
+        what = "it is a file" if index_path.is_file() else (exc.strerror or str(exc))
+        raise IndexError_(f"cannot create the index folder {index_path} ({what}): give --index (or RAG_INDEX_DIR) "
+                          "a folder that can be created") from None
     lock_path = index_path / ".lock"
     lock = FileLock(str(lock_path))
     try:

@@ -25,6 +25,7 @@ import numpy as np
 
 from rag import config
 from rag.errors import DocumentError
+from rag.progress import on_terminal
 from rag.terms import extract_terms
 from rag.types import Chunk
 from rag.text import sentence_windows
@@ -80,6 +81,7 @@ class IngestSummary:
     index_type: str = ""
     version: str = ""
     reports: list[FileReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about the run, not one file
 
     @property
     def ok(self) -> bool:
@@ -155,7 +157,8 @@ def discover(paths: Iterable[str | os.PathLike], include: list[str] | None = Non
                 continue
             if found.suffix.lower() not in LOADERS:
                 reports.append(FileReport(str(found), "skipped",
-                                          reason=f"unsupported format '{found.suffix or '(none)'}'"))
+                                          reason=f"unsupported format '{found.suffix or '(none)'}' "
+                                                 f"(supported: {' '.join(sorted(LOADERS))})"))
                 continue
             files.append(found)
     unique = list(dict.fromkeys(files))
@@ -388,12 +391,23 @@ class _ChunkEstimate:
         return self.queued + int(guess)
 
 
+# Files from this size on get their own "Loading" line in a log (rag/progress.py).
+LOG_FILE_BYTES = 256 * 1024
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from rag.progress import progress_bar
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)
+    return progress_bar(iterable, total=total, desc=desc, unit=unit, leave=False)
 
 
 class IngestRun:
@@ -443,6 +457,12 @@ class IngestRun:
         self.rows_by_file: dict[str, list[int]] = previous.rows_by_file() if previous else {}
 
         self.summary = IngestSummary(index=str(index_path), embed_model=self.model_name)
+        wanted = os.environ.get("RAG_EMBED_MODEL", "").strip()
+        if not embed_model and previous is not None and wanted and wanted != self.model_name:
+            # The index keeps its model (an environment left set must not break it), but say so.
+            self.summary.warnings.append(
+                f"RAG_EMBED_MODEL={wanted} is not used: {index_path} was built with '{self.model_name}'; "
+                f"add --rebuild to embed everything again with '{wanted}'")
         self.kept: list[tuple[Chunk, tuple[np.ndarray, np.ndarray] | None]] = []
         self.files_meta: dict[str, dict] = {}
         self.seen: set[str] = set()
@@ -509,7 +529,10 @@ class IngestRun:
                     self.resume_file(path, resumed.pop(str(path)))
                     continue
                 if self._bar is not None:  # which file, and how big: a slow one shows why
-                    bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"), refresh=True)
+                    # Drawn at once on a terminal; a log gets a line for a file big enough to take
+                    # a while, the others ride along with the bar's next line.
+                    bar.set_postfix_str(_printable(f"{path.name[:40]} ({_size_mb(path)})"),
+                                        refresh=on_terminal() or _file_size(path) >= LOG_FILE_BYTES)
                 loaded_path, loaded = next(loads)
                 assert loaded_path == path  # loaded_files yields in the order given
                 queued = self._estimate.queued
@@ -739,7 +762,8 @@ class IngestRun:
     def _update_total(self) -> None:
         if self._embed_bar is not None:
             self._embed_bar.total = self._estimate.total()
-            self._embed_bar.refresh()
+            if on_terminal():  # a log gets the new total with the bar's next line
+                self._embed_bar.refresh()
 
     def _close_bar(self) -> None:
         if self._embed_bar is not None:

@@ -197,7 +197,8 @@ QUESTION_WORDS = frozenset(
     "多少 什么 哪些 哪个 哪里 哪儿 怎么 怎样 如何 是否 为什么 是什么 一共 根据 "
     "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 누가 왜 어떻게 "
     "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘 "  # the spoken forms of 무엇
-    "哪一天 哪天 哪一年 哪年 什么时候 何时 多久 多长 几个 几种 几次 多大".split()
+    "哪一天 哪天 哪一年 哪年 什么时候 何时 多久 多长 几个 几种 几次 多大 百分之几 几倍 多长时间 "
+    "dura durano".split()
 )
 # Words for the documents themselves ("according to the report", "nei documenti", "보고서에
 # 따르면", "报告中"): they name where to look, not what to find, and the embedder often fails

@@ -60,6 +60,8 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
     from rag.ingest.pipeline import IngestInterrupted
     from rag.ingest.pipeline import ingest as run_ingest
 
+    if quiet or as_json:
+        quiet_third_parties(quiet=True)
     limits = Limits.from_config(max_file_mb=max_file_mb, max_pages=max_pages, max_chars=max_chars,
                                 max_decompressed_mb=max_decompressed_mb)
     missing = [p for p in paths if not os.path.exists(p)]
@@ -101,6 +103,9 @@ def ingest(paths, index, embed_model, include, exclude, chunk_size, chunk_overla
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+    if not as_json:
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     elif not quiet:
@@ -115,14 +120,17 @@ def print_sources(sources) -> None:
     for number, source in enumerate(sources, start=1):
         snippet = " ".join(source.text.split())[:110]
         page = f" p.{source.page}" if source.page else ""
-        click.echo(f"  [{number}] {source.source}{page}  score {source.score:.4f} (cos {source.dense_score:.2f})  {snippet}")
+        section = f" § {' '.join(source.section.split())[:60]}" if source.section else ""
+        click.echo(f"  [{number}] {source.source}{page}{section}  score {source.score:.4f} "
+                   f"(cos {source.dense_score:.2f})  {snippet}")
 
 
 @main.command()
 @click.argument("question")
 @answer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and its sources as JSON.")
-def ask(question, index, generator, model, as_json, **settings):
+@click.option("--quiet", "-q", is_flag=True, help="Print the answer only: no note, sources or citation check.")
+def ask(question, index, generator, model, as_json, quiet, **settings):
     """Answer QUESTION from the indexed documents, with sources."""
     from .qa import QA
 
@@ -135,6 +143,11 @@ def ask(question, index, generator, model, as_json, **settings):
         for _ in streamed:
             pass
         click.echo(json.dumps(streamed.answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if quiet:  # the checked text: markers the citation check moved are already moved
+        for _ in streamed:
+            pass
+        click.echo(streamed.answer.text)
         return
     print_note(streamed.answer)
     for piece in streamed:

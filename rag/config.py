@@ -44,13 +44,13 @@ DEFAULT_GENERATOR = "extractive"
 # Answerability score (rag/answerability.py, 0..1) below which a question counts as not
 # covered by the documents: the highest threshold that refuses at most 5% of the
 # answerable questions of the dev, extra, near-topic and blind sets (`python bench/calibrate.py`).
-DEFAULT_MIN_SCORE = 0.36
+DEFAULT_MIN_SCORE = 0.42
 # Answers scoring below this (and at least DEFAULT_MIN_SCORE) carry a low-confidence note
 # (Answer.confidence "low"): the highest threshold that flags at most 20% of the
 # answerable questions of the same sets (`python bench/calibrate.py`). The score cannot
 # refuse most near-topic questions without refusing many answerable ones; the note tells
 # the reader which answers to check against their quotes.
-DEFAULT_CAUTION_SCORE = 0.71
+DEFAULT_CAUTION_SCORE = 0.79
 DEFAULT_MAX_UPLOAD_MB = 50.0
 # Per-file ingest limits (rag/ingest/limits.py): documents are untrusted input, and
 # one file must not take the machine's memory or the ingest's hours. A 100 MB text
@@ -316,7 +316,16 @@ def ui_auth(value: str | None = None) -> list[tuple[str, str]]:
     return pairs
 
 
-def quiet_third_parties() -> None:
-    """Keep Gradio from phoning home and tokenizers from forking threads (both read the env)."""
+def quiet_third_parties(quiet: bool = False) -> None:
+    """Keep Gradio from phoning home and tokenizers from forking threads (both read the env).
+    With ``quiet``, or when stderr is no terminal (a log), the Hugging Face libraries' own
+    bars ("Loading weights", downloads) stay off too: read when they are first imported."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    else:
+        from .progress import on_terminal
+
+        if not on_terminal():
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -314,8 +314,16 @@ class QA:
         evidence = term_evidence(standalone, opened, embedder)
         windows = WindowLookup(opened, embedder)
         # The passage a reader would answer with: whether it holds the kind of answer asked
-        # for is a signal; the extractive generator answers from this same ranking.
-        ranked = rank_passages(standalone, retrieval_result.sources, embedder, evidence, windows)
+        # for is a signal; the extractive generator answers from this same ranking. A
+        # follow-up with words of its own ("Who performs the calibration?" after "What is
+        # the calibration interval?") is read by them: the joined question retrieves the
+        # topic, but its older half would pick the passage that answered it before.
+        reader_question, reader_evidence = standalone, evidence
+        if standalone != question:
+            own = term_evidence(question, opened, embedder)
+            if len(own):
+                reader_question, reader_evidence = standalone, own
+        ranked = rank_passages(reader_question, retrieval_result.sources, embedder, reader_evidence, windows)
         signals, evidence = answerability_signals(standalone, retrieval_result, opened, embedder, evidence=evidence,
                                                   own_question=question, passage=ranked[0][1] if ranked else "")
         answer.score = round(answerability_score(signals), 4)

@@ -173,6 +173,9 @@ def read_current(path: Path) -> str | None:
         from . import milvus_store
 
         return milvus_store.read_current(path)
+    if path.exists() and not path.is_dir():
+        raise IndexCorruptError(str(path), "it is a file, not an index folder",
+                                fix="give --index (or RAG_INDEX_DIR) the index folder; `rag ingest` creates a new one")
     try:
         raw = (path / "CURRENT").read_bytes()
     except FileNotFoundError:

@@ -218,3 +218,52 @@ def test_a_first_ingest_where_every_file_fails_reports_them_and_makes_no_index(t
     assert result.exception is None or isinstance(result.exception, SystemExit)
     asked = run("ask", "anything?", "--index", index, "--generator", "extractive")
     assert asked.exit_code == 3 and "no index at" in asked.output and "rag ingest" in asked.output
+
+
+MANUAL = """# Widget Manual
+
+## Installation
+
+Run `pip install frobnicator`, then set FROB_HOME to /opt/frob.
+
+## Calibration
+
+The calibration interval is 42 days. Calibration must be performed by a certified technician.
+"""
+
+
+@pytest.fixture(scope="module")
+def manual_index(embedder, tmp_path_factory):
+    from rag.ingest.pipeline import ingest
+
+    docs = tmp_path_factory.mktemp("manual")
+    (docs / "manual.md").write_text(MANUAL, encoding="utf-8")
+    index = docs.parent / (docs.name + "_index")
+    assert ingest([docs], index, embed_model="use-multilingual", progress=False).ok
+    return index
+
+
+def test_sources_name_the_section_they_come_from(manual_index):
+    result = run("ask", "How often must the widget be calibrated?", "-g", "extractive", "--index", manual_index)
+    assert result.exit_code == 0, result.output
+    assert "42 days" in result.stdout
+    assert re.search(r"\[1\] manual\.md § Widget Manual > Calibration  score ", result.stdout), result.stdout
+
+
+def test_ask_quiet_prints_the_answer_only(manual_index):
+    result = run("ask", "How often must the widget be calibrated?", "-g", "extractive", "--index", manual_index, "-q")
+    assert result.exit_code == 0, result.output
+    assert "42 days" in result.stdout and "Sources:" not in result.stdout and "score" not in result.stdout
+    assert result.stdout.strip() == json.loads(run("ask", "How often must the widget be calibrated?", "-g",
+                                                   "extractive", "--index", manual_index, "--json").stdout)["text"]
+
+
+def test_a_follow_up_is_answered_not_the_question_before_it(manual_index):
+    from rag.qa import QA
+
+    qa = QA(manual_index, generator="extractive")
+    first = qa.ask("What is the calibration interval?")
+    assert "42 days" in first.text
+    for follow_up in ("Who performs the calibration?", "and who performs it?"):
+        answer = qa.ask(follow_up, history=[("What is the calibration interval?", first.text)])
+        assert "certified technician" in answer.text, (follow_up, answer.text)

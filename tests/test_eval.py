@@ -559,3 +559,11 @@ def test_settings_objects_and_keyword_options_make_the_same_run(hash_index, tmp_
     run = EvalRun(questions, hash_index, RetrievalSettings(k=2), GenerationSettings(), generator="extractive",
                   out=tmp_path / "c")
     assert run.qa.retrieval.k == 2 and run.opened is run.qa.index
+
+
+def test_a_threshold_recommended_from_few_questions_is_called_a_hint(dev_run):
+    from rag.evaluation.report import SMALL_SAMPLE, console_table
+
+    assert dev_run.metrics["refusal"]["confusion"]["n"] < SMALL_SAMPLE  # the dev set has 12 questions
+    [row] = [line for line in console_table(dev_run).splitlines() if line.startswith("refusal threshold")]
+    assert row.endswith(f"a hint only: {dev_run.metrics['refusal']['confusion']['n']} labelled questions")

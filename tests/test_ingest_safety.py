@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -379,3 +382,47 @@ def test_a_device_is_refused_even_when_links_are_followed(tmp_path):
     result = ingest_cli(docs, "--index", tmp_path / "index", "--follow-links")
     assert result.exit_code == 0, result.output
     assert "zeros.txt: not a regular file (a pipe, socket or device)" in result.output
+
+
+def test_an_index_path_that_is_a_file_gets_one_line_and_the_file_is_kept(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("my notes", encoding="utf-8")
+    for index in (afile, afile / "sub"):
+        result = ingest_cli(good_docs(tmp_path / "docs"), "--index", index)
+        assert result.exit_code == 3, result.output
+        assert one_line_error(result.output).startswith(f"error: cannot create the index folder {index} (")
+        assert "--index" in result.output and "Traceback" not in result.output
+    asked = run("ask", "What does LoRA train?", "-g", "extractive", "--index", afile)
+    assert asked.exit_code == 3, asked.output
+    assert one_line_error(asked.output) == (f"error: index at {afile} is unreadable (it is a file, not an index "
+                                            "folder): give --index (or RAG_INDEX_DIR) the index folder; "
+                                            "`rag ingest` creates a new one")
+    assert afile.read_text(encoding="utf-8") == "my notes"
+
+
+def test_progress_written_to_a_log_is_plain_lines(tmp_path):
+    """`rag ingest … 2> ingest.log`: no carriage-return frames or cursor codes in the log."""
+    rag = os.path.join(os.path.dirname(sys.executable), "rag")
+    log = tmp_path / "ingest.log"
+    with open(log, "w", encoding="utf-8") as stderr:
+        done = subprocess.run([rag, "ingest", str(good_docs(tmp_path / "docs")), "--index", str(tmp_path / "index"),
+                               "--embed-model", "hash"], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                              timeout=300)
+    assert done.returncode == 0, log.read_text(encoding="utf-8")
+    text = log.read_text(encoding="utf-8")
+    assert "\r" not in text and "\x1b" not in text
+    assert re.search(r"^Loading: 100%.*2/2", text, re.MULTILINE), text
+    assert re.search(r"^Embedding: 100%.*chunk/s\]$", text, re.MULTILINE), text
+    assert "added" in done.stdout
+
+
+def test_an_embedding_model_from_the_environment_that_the_index_does_not_use_is_named(tmp_path, monkeypatch):
+    docs = good_docs(tmp_path / "docs")
+    assert ingest_cli(docs, "--index", tmp_path / "index").exit_code == 0
+    (docs / "more.txt").write_text("FAISS ranks by inner product.", encoding="utf-8")
+    monkeypatch.setenv("RAG_EMBED_MODEL", "minilm")
+    result = run("ingest", docs, "--index", tmp_path / "index")
+    assert result.exit_code == 0, result.output
+    assert (f"warning: RAG_EMBED_MODEL=minilm is not used: {tmp_path / 'index'} was built with 'hash'; "
+            "add --rebuild to embed everything again with 'minilm'") in result.stderr
+    assert "added 1" in result.stdout

@@ -110,6 +110,59 @@ def test_notebook_code_cells_are_fenced(tmp_path):
     assert "```\n# a comment, not a heading\nmodel.fit(X, y)\n```" in record.text
 
 
+def test_a_page_s_menus_and_footer_are_left_out_but_an_article_header_is_kept(tmp_path):
+    path = tmp_path / "bakery.html"
+    path.write_text(
+        "<html><body><nav><a href='/'>Home</a> | <a href='/menu'>Menu</a></nav>"
+        "<header>Zephyr Bakery since 1987</header>"
+        "<main><article><header><h1>Our sourdough</h1></header>"
+        "<p>Each loaf ferments for 36 hours.</p></article></main>"
+        "<footer>Copyright 2024 Zephyr Bakery. Cookie policy.</footer></body></html>",
+        encoding="utf-8",
+    )
+    text = " ".join(r.text for r in load_document(path))
+    assert "Each loaf ferments for 36 hours." in text and "Our sourdough" in text
+    assert "Menu" not in text and "Copyright" not in text and "since 1987" not in text
+
+
+def test_a_page_whose_text_is_all_furniture_is_read_whole(tmp_path):
+    path = tmp_path / "links.html"
+    path.write_text("<html><body><nav><p>Opening hours: 6:30 to 14:00.</p>", encoding="utf-8")  # never closed
+    assert "Opening hours: 6:30 to 14:00." in " ".join(r.text for r in load_document(path))
+
+
+def test_notebook_outputs_are_indexed_with_their_cell(tmp_path):
+    path = tmp_path / "penguins.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": "# Penguins"},
+        {"cell_type": "code", "source": "print('rows:', len(df))", "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": ["rows: 344\n"]}]},
+        {"cell_type": "code", "source": "df['flipper'].mean()", "outputs": [
+            {"output_type": "execute_result", "data": {"text/plain": ["189.95"], "image/png": "iVBOR..."}}]},
+        {"cell_type": "code", "source": "train()", "outputs": [
+            {"output_type": "stream", "name": "stderr", "text": "epoch 1  10%\repoch 1 100%\n\x1b[32mdone\x1b[0m\n"},
+            {"output_type": "error", "ename": "ValueError", "evalue": "bad shape", "traceback": ["\x1b[31m..."]}]},
+    ]}), encoding="utf-8")
+    [record] = load_document(path)
+    assert "```\nprint('rows:', len(df))\n```\n\nrows: 344" in record.text
+    assert "189.95" in record.text and "iVBOR" not in record.text
+    # a progress bar's last frame only, without its colour codes
+    assert "epoch 1 100%\ndone" in record.text and "10%" not in record.text and "\x1b" not in record.text
+    assert "ValueError: bad shape" in record.text
+
+
+def test_a_long_cell_output_keeps_its_beginning_and_its_end(tmp_path):
+    from rag.ingest.loaders import OUTPUT_CHARS
+
+    log = "".join(f"step {i} loss 0.{i:04d}\n" for i in range(2000)) + "test accuracy: 0.9342\n"
+    path = tmp_path / "train.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "fit()", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": log}]}]}), encoding="utf-8")
+    [record] = load_document(path)
+    assert "step 0 loss" in record.text and "test accuracy: 0.9342" in record.text
+    assert len(record.text) < OUTPUT_CHARS + 200 and "step 1000 loss" not in record.text
+
+
 # --- encodings ---------------------------------------------------------------------------------------
 
 

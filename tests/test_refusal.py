@@ -214,3 +214,75 @@ def test_values_are_whole_numbers_and_names_are_not_values():
     assert missing_values("recall at threshold 0.45?", texts) == ["0.45"]
     assert missing_values("did it reach 83% on 1066 rows in 2022?", texts) == []
     assert missing_values("2006年世界杯冠军是谁?", texts) == ["2006"]
+
+
+def test_values_are_digits_chinese_numerals_and_number_words():
+    from rag.answer_types import new_values
+
+    def values(passage, question="How many?"):
+        return [passage[a:b] for a, b in new_values(question, passage)]
+
+    assert values("十亿〜百亿级参数量的行业大模型是目前主流选择") == ["十亿", "百亿"]
+    assert values("Il dolce deve riposare per almeno sei ore.") == ["sei"]
+    assert values("It has twelve layers and 3 heads.") == ["twelve", "3"]
+    assert values("千万不要 skip it, due to the cost; 万一 it fails") == []  # idioms and "due to"
+    assert values("At a threshold of 0.4 the recall was 0.8197", "What recall at threshold 0.4?") == ["0.8197"]
+    assert values("See Figure 3 and In [12]: print(x)") == []  # labels, not values
+
+
+def test_which_ones_and_almost_ask_for_no_number():
+    from rag.answer_types import asks_quantity
+
+    assert asks_quantity("有几个节点?") and asks_quantity("百分之几?") and asks_quantity("Quanti nodi?")
+    assert not asks_quantity("哪几列做了标签编码?") and not asks_quantity("几乎所有模型都用了什么?")
+
+
+def test_a_value_answers_only_beside_the_question_words(corpus_txt_index, embedder):
+    from rag.answer_types import bound_value
+    from rag.citations import term_evidence
+    from rag.store import load_index
+
+    question = "Quanto vale la log loss del modello di regressione logistica?"
+    evidence = term_evidence(question, load_index(corpus_txt_index.path), embedder)
+    assert bound_value(question, "Logistic regression log loss: 0.4521", evidence)
+    far = "Logistic regression. " + "x " * 60 + "Test accuracy: 0.8212"
+    assert not bound_value(question, far, evidence)
+
+
+@pytest.fixture(scope="module")
+def small_qa(embedder, tmp_path_factory):
+    """A handful of short documents: a small vocabulary must not sink answerable questions."""
+    from rag.ingest.pipeline import ingest
+
+    docs = tmp_path_factory.mktemp("small_docs")
+    (docs / "ricetta.txt").write_text(
+        "Ricetta del tiramisù della nonna\n\nPer preparare il tiramisù servono 500 grammi di mascarpone, "
+        "4 uova fresche, 300 grammi di savoiardi e caffè espresso.\nIl dolce deve riposare in frigorifero per "
+        "almeno sei ore prima di essere servito.\n", encoding="utf-8")
+    (docs / "bakery.html").write_text(
+        "<html><body><nav>Home | Menu</nav><main><h1>Our sourdough</h1><p>Each loaf ferments for 36 hours at "
+        "4 degrees Celsius before baking.</p></main><footer>Copyright 2024</footer></body></html>",
+        encoding="utf-8")
+    (docs / "manual.md").write_text(
+        "# Widget Manual\n\n## Calibration\n\nThe calibration interval is 42 days. Calibration must be "
+        "performed by a certified technician.\n", encoding="utf-8")
+    index = docs.parent / (docs.name + "_index")
+    assert ingest([docs], index, embed_model="use-multilingual", progress=False).ok
+    return QA(index, generator="extractive")
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Per quante ore deve riposare il dolce?", "sei ore"),        # a number written as a word
+    ("How long must the tiramisù rest in the fridge?", "sei ore"),
+    ("Quanto tempo dura l'intervallo di calibrazione?", "42 days"),
+    ("面包发酵多长时间?", "36 hours"),
+])
+def test_a_small_folder_answers_its_own_questions(small_qa, question, expected):
+    answer = small_qa.ask(question)
+    assert not answer.refused, (question, answer.score)
+    assert expected in answer.text
+
+
+def test_a_small_folder_still_refuses_what_it_does_not_say(small_qa):
+    for question in ("What is the capital of Australia?", "How much does a widget cost?"):
+        assert small_qa.ask(question).refused, question

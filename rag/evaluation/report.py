@@ -14,6 +14,9 @@ from . import metrics as M
 from .questions import rows_count
 from .runs import REPORT_HTML, REPORT_MD, load_run
 
+# Fewer labelled questions than this make the recommended threshold a hint, not a calibration.
+SMALL_SAMPLE = 30
+
 TIMING_PREFIX = "latency."
 # Per-question verdicts whose flips a comparison lists.
 FLIP_FIELDS = ("hit", "source_hit", "correct", "refused", "keyword_correct")
@@ -101,8 +104,11 @@ def headline(metrics: dict) -> list[tuple[str, str, str]]:
         rows.append(("answerability ROC AUC", fmt(ref["roc"].get("auc")), ""))
     th = ref.get("threshold")
     if th:
+        labelled = conf["n"] if conf else 0
         rows.append(("refusal threshold: current -> recommended",
-                     f"{fmt(ref.get('current_threshold'), 2)} -> {fmt(th['threshold'], 3)}", f"max {th['criterion']}"))
+                     f"{fmt(ref.get('current_threshold'), 2)} -> {fmt(th['threshold'], 3)}",
+                     f"max {th['criterion']}" + (f"; a hint only: {labelled} labelled questions"
+                                                 if labelled < SMALL_SAMPLE else "")))
     lat = metrics.get("latency", {})
     for stage in ("retrieval", "generation", "total"):
         if lat.get(stage):
@@ -507,7 +513,7 @@ def build_doc(result, plots: dict[str, tuple[str, bytes]]) -> Doc:
                   f"{change['unanswerable_newly_answered']} newly answered. Set it with --min-score or RAG_MIN_SCORE. "
                   f"(The analysis covers refusals by score only; a generator may also refuse on its own.)")
         n_small = conf["n"] if conf else 0
-        if n_small < 30:
+        if n_small < SMALL_SAMPLE:
             doc.p(f"Only {n_small} labelled questions: treat the recommendation as a hint, not a calibration.", "note")
     elif conf:
         doc.p("A recommended threshold needs both answerable and unanswerable questions.", "note")

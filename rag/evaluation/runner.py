@@ -416,7 +416,7 @@ class EvalRun:
     def answer_all(self, progress: bool = True, on_result: Callable[[dict], None] | None = None) -> None:
         """Ask and score every question left, ``concurrency`` at a time; each row is
         appended to results.jsonl as it finishes."""
-        from tqdm.auto import tqdm
+        from rag.progress import progress_bar
 
         if not self.todo:
             return
@@ -424,8 +424,8 @@ class EvalRun:
         # the first question's latency should not include loading (embedder, BM25, caches)
         self.qa.search(self.todo[0].question)
         self._log = open(self.run_dir / RESULTS_JSONL, "a", encoding="utf-8")
-        bar = tqdm(total=len(self.questions), initial=len(self.done), desc="eval", unit="q", file=sys.stderr,
-                   disable=not progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(total=len(self.questions), initial=len(self.done), desc="eval", unit="q",
+                           disable=not progress, leave=False, dynamic_ncols=True)
 
         def finished(row: dict) -> None:
             self.new_rows[row["id"]] = row

@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from rag.aliases import contains
-from rag.answer_types import answer_type_match
+from rag.answer_types import answer_type_match, asks_quantity, bound_value
 from rag.citations import tokens_of
 from rag.lexical import tokenize
 from rag.text import quote_brackets
@@ -316,6 +316,11 @@ class ExtractiveGenerator(Generator):
         semantic = self.semantic(request, candidates)
         prior = np.array([1.0 / (number + 1) for _, number, _ in candidates])
         kind = np.array([answer_type_match(request.question, p) for p, _, _ in candidates])
+        if evidence is not None and len(evidence) and asks_quantity(request.question, metrics=True):
+            # Of the passages holding a number, those with the question's words beside it
+            # first: "6 x TransformerBlock" answers "how many TransformerBlocks", "~80%" does not.
+            kind = np.array([k if k < 1 else (1.0 if bound_value(request.question, p, evidence) else 0.5)
+                             for k, (p, _, _) in zip(kind, candidates)])
         defines = np.zeros(len(candidates))
         if evidence is not None and evidence.aliased and _ASKS_EXPANSION.search(request.question):
             # "What does MLM stand for?": the passage that holds the abbreviation with its long
