@@ -167,7 +167,7 @@ def collect(index_path: Path, questions: list[dict], log) -> tuple[list[dict], l
     from rag.citations import CitationChecker, term_evidence
     from rag.embedders import get_embedder
     from rag.evaluation.metrics import keyword_groups_match, passage_in_chunk
-    from rag.generators.extractive import rank_passages
+    from rag.generators.extractive import lead, rank_passages
     from rag.qa import WindowLookup
     from rag.retrieval import search
     from rag.settings import RetrievalSettings
@@ -184,7 +184,7 @@ def collect(index_path: Path, questions: list[dict], log) -> tuple[list[dict], l
         evidence_terms = term_evidence(q["question"], index, embedder)
         ranked = rank_passages(q["question"], retrieval.sources, embedder, evidence_terms, windows)
         sig, _ = signals(q["question"], retrieval, index, embedder, evidence=evidence_terms,
-                         passage=ranked[0][1] if ranked else "")
+                         passage=lead(ranked)[1] if ranked else "")
         rows.append({"id": q["id"], "set": q.get("_file"), "lang": q.get("lang"),
                      "answerable": q.get("answerable", True) is not False, **sig.to_dict()})
         evidence = q.get("evidence")

@@ -17,13 +17,22 @@ from typing import Protocol
 _ASKS_QUANTITY = re.compile(
     r"\b(how (many|much|long|big|large)|what (value|number|size|percentage)|quant[oaie]|numero|valore)\b"
     # 哪几 asks "which ones", 几乎 means "almost": neither asks a number.
-    r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之",
+    r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之|多[长久高远]|多大(?!程度)"
+    # a year is a number too ("In quale anno…", "哪一年…")
+    r"|\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年",
     re.IGNORECASE)
 # A metric's name usually asks for its value ("what recall did it reach?"), but not always
 # ("can accuracy be the metric on imbalanced data?"): see answer_type_match's ``metrics``.
 _NAMES_METRIC = re.compile(
-    r"\b(accuracy|precision|recall|score|rate|size|runtime|accuratezza|precisione)\b|정확도|재현율|정밀도|准确率|召回",
+    # (a file's name is no metric: "score.py", "score_model")
+    r"\b(accuracy|precision|recall|score|rate|size|runtime|accuratezza|precisione|log[ -]?loss|auc|"
+    r"f1|bleu|rouge|perplexity|perplessità|mse|rmse|mae)\b(?![._-]\w)|정확도|재현율|정밀도|准确率|召回|困惑度",
     re.IGNORECASE)
+# Questions that usually want a number but may well be answered without one: a version or ID
+# ("v2", "similarity_model:6": versions are often written as names) and a frequency ("every 42
+# days", but also "weekly"). A fair preference for the reader, no test to refuse by.
+_HINTS_NUMBER = re.compile(r"\bversion number\b|\bnumero di versione\b|번호|版本号|编号|"
+                           r"\bhow often\b|\bogni quanto\b|얼마나 자주|多久一次|多长时间一次", re.IGNORECASE)
 _ASKS_ADDRESS = re.compile(r"\b(url|uri|address|endpoint|indirizzo|link)\b|주소|地址|网址|接口", re.IGNORECASE)
 # A value answers a question for a number only with some of the question's words beside it:
 # at least BOUND_COVERAGE of them (rarity-weighted) within BOUND_WINDOW characters either
@@ -42,7 +51,9 @@ _NUMBER_WORDS = (
     "tre quattro cinque sei sette otto nove dieci undici dodici quindici venti trenta quaranta "
     "cinquanta cento mille milioni miliardi due").split()
 _NUMBER = re.compile(
-    r"\d+(?:[.,]\d+)*"
+    # digits glued or hyphened to a word are part of a name ("patch16", "gpt2", "실습2",
+    # "T5-11B", "ResNet-50"), not a value
+    r"(?<![A-Za-z_\uac00-\ud7a3\d])(?<![A-Za-z0-9]-)\d+(?:[.,]\d+)*"
     r"|(?<![一二两三四五六七八九十百千万亿])(?!千万(?![亿元])|万一)[一二两三四五六七八九十百千万亿]*[十百千万亿][一二两三四五六七八九十百千万亿]*"
     r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b(?!\s+to\b)(?=\s+[^\W\d_])",
     re.IGNORECASE)
@@ -55,6 +66,47 @@ _LABEL_NUMBER = re.compile(
     r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
     r"^\s*#*\s*\d+\.(?!\d)",
     re.MULTILINE)
+
+
+_BARE_MAGNITUDES = set("万亿")
+# A question that names what its number measures ("how much does it cost", "quanta memoria",
+# "多长时间", "in quale anno") wants a value with that unit: (what the question says, the unit
+# right after the value). Only with a number asked for (asks_quantity): "which memory
+# technique…" asks no figure.
+_AFTER = r"\s*(?:[kKmM]|万|亿|千|thousand|million|billion)?\s*"
+_DIMENSIONS = {
+    "money": (
+        re.compile(r"\b(?:costs?|costing|price[ds]?|pricing|spen[dt]|budget|fees?|money|costo|costa|costano|"
+                   r"prezzo|spesa|soldi)\b|비용|가격|요금|费用|价格|成本|花费|多少钱|价钱", re.IGNORECASE),
+        re.compile(_AFTER + r"(?:\$|€|£|USD|EUR|GBP|dollars?|euros?|cents?|centesimi|元|美元|欧元|원|달러|유로)",
+                   re.IGNORECASE)),
+    "memory": (
+        re.compile(r"\b(?:memory|ram|vram|memoria|disk space|storage)\b|메모리|内存|显存|存储", re.IGNORECASE),
+        re.compile(r"\s*(?:[kKMGTP]i?B\b|[KMGTP]i\b|[kmgtKMGT]\b|bytes?\b|字节|바이트)")),
+    "duration": (
+        re.compile(r"\bhow long\b.*\b(?:take|took|takes|last|lasted|run|ran|train|trained)\b|\bhow much time\b|"
+                   r"\bhow many (?:seconds|minutes|hours|days|weeks)\b|\bquanto tempo\b|\bdur(?:a|ano|ata|ava)\b|"
+                   r"\bquant[ie] (?:secondi|minuti|ore|giorni|settimane)\b|얼마나 걸|몇 ?(?:초|시간)|며칠|"
+                   r"多长时间|多久|耗时|几个?(?:小时|分钟|秒|天|星期)", re.IGNORECASE),
+        re.compile(r"\s*(?:ms|s|sec|secs|seconds?|min|mins|minutes?|h|hr|hrs|hours?|days?|weeks?|months?|"
+                   r"secondi|minuti|ore|ora|giorni|settimane|mesi)(?![A-Za-z])|\s*(?:秒|分钟|小时|天|周|个月|초|분|시간|일|주|개월)"
+                   r"|:\d\d", re.IGNORECASE)),
+    "year": (
+        re.compile(r"\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年|年份", re.IGNORECASE),
+        None),
+}
+_UNIT_BEFORE = {"money": re.compile(r"(?:[$€£¥￥]|USD|EUR)\s*$")}
+# ... or a label just before it that names the dimension: logs and configs put the unit in the
+# key ("'train_runtime': 545.7", "memory_gb=1", "Wall time: 3.2").
+_LABEL_BEFORE = {
+    "money": re.compile(r"(?i)(?:cost|price|prezzo|costo|费用|价格|成本|비용|가격)[^\n.;]{0,20}$"),
+    "memory": re.compile(r"(?i)(?:memory|mem|ram|gb|mb|memoria|内存|显存|메모리)[^\n.;]{0,20}$"),
+    "duration": re.compile(r"(?i)(?:runtime|time|duration|elapsed|seconds|secs|minutes|hours|latency|tempo|durata|"
+                           r"耗时|时间|시간)[^\n.;]{0,20}$"),
+}
+_LABEL_WINDOW = 30
+_NEVER = re.compile(r"(?!)")
+_YEAR = re.compile(r"1[89]\d\d|20\d\d")
 
 
 def asks_quantity(question: str, metrics: bool = False) -> bool:
@@ -73,7 +125,10 @@ def new_values(question: str, passage: str) -> list[tuple[int, int]]:
     given = set(_NUMBER.findall(question))
     # Blank the labels out in place, so the spans stay those of ``passage``.
     plain = _LABEL_NUMBER.sub(lambda m: " " * len(m.group()), passage)
-    return [m.span() for m in _NUMBER.finditer(plain) if m.group() not in given]
+    # A bare magnitude ("数万至数亿", "tens of thousands to hundreds of millions"; "亿级")
+    # is an order of size, not a figure.
+    return [m.span() for m in _NUMBER.finditer(plain)
+            if m.group() not in given and not set(m.group()) <= _BARE_MAGNITUDES]
 
 
 class Evidence(Protocol):
@@ -82,29 +137,53 @@ class Evidence(Protocol):
     def coverage(self, passage: str) -> float: ...
 
 
+def dimension(question: str) -> str | None:
+    """What the number ``question`` asks for measures, when it says so: "money", "memory",
+    "duration" or "year" (:data:`_DIMENSIONS`); None for a plain count or figure."""
+    for name, (asks, _) in _DIMENSIONS.items():
+        if asks.search(question):
+            return name
+    return None
+
+
+def _measures(name: str, passage: str, start: int, end: int) -> bool:
+    """Whether the value at ``passage[start:end]`` carries the unit of dimension ``name``."""
+    if name == "year":
+        return bool(_YEAR.fullmatch(passage[start:end]))
+    unit = _DIMENSIONS[name][1]
+    return bool(unit.match(passage, end) or _UNIT_BEFORE.get(name, _NEVER).search(passage[max(0, start - 5):start])
+                or _LABEL_BEFORE[name].search(passage[max(0, start - _LABEL_WINDOW):start]))
+
+
 def bound_value(question: str, passage: str, evidence: Evidence) -> bool:
     """Whether ``passage`` holds a value ``question`` does not give with the question's words
-    beside it: "log loss: 0.45" answers "what log loss…", "accuracy: 0.82" does not."""
+    beside it: "log loss: 0.45" answers "what log loss…", "accuracy: 0.82" does not. A question
+    that says what its number measures wants that unit on it: "how much memory…" is not
+    answered by "3 replicas", nor "in what year…" by "70000 images"."""
+    measured = dimension(question) if asks_quantity(question) else None
     for start, end in new_values(question, passage):
+        if measured and not _measures(measured, passage, start, end):
+            continue
         if evidence.coverage(passage[max(0, start - BOUND_WINDOW):end + BOUND_WINDOW]) >= BOUND_COVERAGE:
             return True
     return False
 
 
-def answer_type_match(question: str, passage: str, metrics: bool = True) -> float:
+def answer_type_match(question: str, passage: str, metrics: bool = True, hints: bool = True) -> float:
     """1 when ``passage`` holds the kind of answer ``question`` asks for (a new number, an
     address), 0 when it does not, 0.5 when the question announces no type. With ``metrics``
-    a metric's name alone ("what recall ...") asks for a number: a fair preference among
-    passages, too loose a test for refusing a question (rag/answerability.py)."""
+    a metric's name alone ("what recall ...") asks for a number, with ``hints`` a version number
+    or a frequency ("how often") does: fair preferences among passages, too loose to refuse a
+    question by (rag/answerability.py decides when a metric's name counts)."""
     wants = []
     if asks_address(question):
         wants.append(bool(_ADDRESS.search(passage)))
-    elif asks_quantity(question, metrics):
+    elif asks_quantity(question, metrics) or (hints and _HINTS_NUMBER.search(question)):
         wants.append(bool(new_values(question, passage)))
     if not wants:
         return 0.5
     return 1.0 if all(wants) else 0.0
 
 
-__all__ = ["answer_type_match", "asks_address", "asks_quantity", "bound_value", "new_values",
+__all__ = ["answer_type_match", "asks_address", "asks_quantity", "bound_value", "dimension", "new_values",
            "BOUND_WINDOW", "BOUND_COVERAGE"]

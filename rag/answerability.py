@@ -20,7 +20,10 @@ answered with whatever they hold. So several signals are combined:
 - ``kind``: 0 when the question asks for a number ("how many", "quanti", "몇", "多少") or an
   address and the passage a reader would answer with (rag.generators.extractive.rank_passages)
   holds none, else 1 (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
-  passage, with every word, but no count in it. A number must also sit by the question's words
+  passage, with every word, but no count in it. A question that says what its number measures
+  (money, memory, time taken, a year) wants the value in that unit ("How much does the AKS cluster
+  cost per month?" is not answered by its replica count); a metric's name asks for a number unless
+  the question is a yes/no one. A number must also sit by the question's words
   (rag.answer_types.bound_value): "What log loss did the Titanic model reach?" finds the Titanic passage
   and its accuracy figures, but no figure next to "log loss".
 
@@ -69,6 +72,10 @@ TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in 
 MISSING_VALUE_CAP = 0.1
 # A value in a question: digits not inside or hyphenated to a Latin word ("2006", "0.4",
 # "r=64", "2022年"), so "GPT-4", "T5", "F1" and "T5-11B" are names, not values.
+# A metric's name asks for its value in a wh- question ("What zero-shot accuracy did CLIP reach?",
+# "Qual è la log loss…?"), not in a yes/no one ("Can accuracy be the metric?", "…吗?", "…나요?").
+_ASKS_METRIC = re.compile(r"(?i)\b(what|which|qual[ei]?|che)\b|\?$|무엇|뭐|얼마|什么|多少|怎样")
+_YES_NO = re.compile(r"(?i)^\s*(can|could|is|are|does|do|did|should|will|would|has|have|è|sono|si può|può)\b|吗[?？]?\s*$|[나까]요?\?\s*$")
 _VALUE = re.compile(r"(?<![0-9A-Za-z.,-])\d+(?:[.,]\d+)*(?![0-9A-Za-z])")
 
 
@@ -109,23 +116,26 @@ def missing_values(question: str, texts) -> list[str]:
 
 
 def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | None = None,
-            own_question: str | None = None, *, passage: str) -> tuple[Signals, TermEvidence]:
+            own_question: str | None = None, *, passage: str,
+            own_evidence: TermEvidence | None = None) -> tuple[Signals, TermEvidence]:
     """The answerability signals of a retrieval for ``question`` (the standalone question);
     ``own_question`` is what the user typed when it was joined to an earlier one; ``passage``
-    is the reader's best passage (rag.generators.extractive.rank_passages), "" when there is none."""
+    is the reader's best passage (rag.generators.extractive.rank_passages), "" when there is none;
+    ``own_evidence`` is ``own_question``'s term evidence when the caller already has it."""
     sources = retrieval.sources
     if evidence is None:
         evidence = term_evidence(question, index, embedder)
     asked = own_question or question
     own = evidence
     if own_question and own_question != question:
-        mine = term_evidence(own_question, index, embedder)
+        mine = own_evidence if own_evidence is not None else term_evidence(own_question, index, embedder)
         if len(mine):
             own = mine
     # 0.5 from answer_type_match: the question asks for no particular kind of answer. A
     # metric's name alone does not count here: "can accuracy be the metric?" wants no number.
-    kind = float(answer_type_match(asked, passage, metrics=False) > 0)
-    if kind and asks_quantity(asked) and not asks_address(asked) and len(own):
+    metric = bool(_ASKS_METRIC.search(asked)) and not _YES_NO.search(asked)
+    kind = float(answer_type_match(asked, passage, metrics=metric, hints=False) > 0)
+    if kind and asks_quantity(asked, metrics=metric) and not asks_address(asked) and len(own):
         kind = float(bound_value(asked, passage, own))
     values = 0.0 if missing_values(asked, [s.text for s in sources]) else 1.0
     if not sources:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
@@ -198,6 +199,7 @@ QUESTION_WORDS = frozenset(
     "무엇 무엇이 무엇을 무엇인가요 어떤 어디 어디에 언제 얼마 얼마나 몇 누구 누가 왜 어떻게 "
     "뭐 뭐야 뭐라고 뭔가요 뭔지 뭘 "  # the spoken forms of 무엇
     "哪一天 哪天 哪一年 哪年 什么时候 何时 多久 多长 几个 几种 几次 多大 百分之几 几倍 多长时间 "
+    "几点 几点钟 几号 几月 几年 几岁 "
     "dura durano".split()
 )
 # Words for the documents themselves ("according to the report", "nei documenti", "보고서에
@@ -213,6 +215,7 @@ SOURCE_WORDS = frozenset(
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
 _KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
+_KO_PARTICLE_ONLY = re.compile(r"^(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
 _HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
 # A Sino-Korean noun made a verb with 하다 / 되다 ("추천한", "사전학습됐", "배포된"): the noun is
 # the term. Only after a stem of two syllables or more, all Hangul ("역할", "권한" stay whole).
@@ -226,8 +229,8 @@ def content_terms(words: Sequence[str]) -> list[str]:
     "정확도는" -> "정확도"), and a 하다 / 되다 verb ending from its noun ("추천한" -> "추천")."""
     out = []
     for word in words:
-        if word in QUESTION_WORDS or word in SOURCE_WORDS:
-            continue
+        if word in QUESTION_WORDS or word in SOURCE_WORDS or _KO_PARTICLE_ONLY.match(word):
+            continue  # (a particle alone: split from a Latin word, "RAG에는" -> "rag", "에는")
         if _HANGUL.search(word) and _KO_ENDING.search(word):
             # "빠른가요" -> "빠른"; "얼마였나요", "있나요" carry nothing
             word = _KO_ENDING.sub("", word)
@@ -313,8 +316,9 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
             neighbours = [{**reach_, **{o: 1.0 for o in others}}
                           if w in parts or (_PARTS.search(w) and set(_PARTS.split(w)) <= parts) else reach_
                           for w, reach_ in zip(words, neighbours)]
-            tokens = frozenset(t for t in tokenize(text) if t in set(tokenize(form))
-                               or (_PARTS.search(t) and set(_PARTS.split(t)) <= set(tokenize(form))))
+            form_tokens = set(tokenize(form))
+            tokens = frozenset(t for t in tokenize(text) if t in form_tokens
+                               or (_PARTS.search(t) and set(_PARTS.split(t)) <= form_tokens))
             if tokens:
                 aliased.append((tokens, others))
         out.append(TermEvidence(words, neighbours, np.array([weight[w] for w in words]),
@@ -340,8 +344,6 @@ def locate(quote: str, text: str, start: int = 0) -> tuple[int, int] | None:
         # in the text without its asterisks, the span mapped back to the text as it is.
         kept = [i for i, ch in enumerate(text) if ch != "*"]
         plain = "".join(text[i] for i in kept)
-        from bisect import bisect_left
-
         found = _loose_locate(quote.replace("**", ""), plain, bisect_left(kept, start))
         span = (kept[found[0]], kept[found[1] - 1] + 1) if found else None
     return span

@@ -135,7 +135,8 @@ def ask(question, index, generator, model, as_json, quiet, **settings):
     from .qa import QA
 
     if not question.strip():
-        raise click.UsageError("the question is empty: type a question about your documents")
+        # One line, as for every other bad input (no usage block: the command was typed right).
+        raise InputError("the question is empty: type a question about your documents")
     retrieval, generation = pop_settings(settings)
     qa = QA(index, generator, model, retrieval=retrieval, generation=generation)
     streamed = qa.stream(question)

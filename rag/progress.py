@@ -14,11 +14,14 @@ import sys
 
 LOG_INTERVAL = 10.0  # seconds between a bar's lines in a log
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# A bar's clock and rate ("00:05<00:00", "26.61chunk/s", "1.47s/file"): a frame that differs
+# from the last only in them (a bar's closing redraw) says nothing new.
+_CLOCK = re.compile(r"\d+:\d+(?::\d+)?|\d+(?:\.\d+)?\s*[A-Za-z]+/s|\d+(?:\.\d+)?s/[A-Za-z]+")
 
 
 class _Lines(io.TextIOBase):
     """A stream that turns a bar's redraws into whole lines: escape codes dropped, blank
-    frames (a bar clearing itself) and repeats skipped."""
+    frames (a bar clearing itself) and repeats (but for the clock) skipped."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -34,9 +37,10 @@ class _Lines(io.TextIOBase):
     def write(self, text: str) -> int:
         for frame in re.split(r"[\r\n]", _ANSI.sub("", text)):
             frame = frame.strip()
-            if frame and frame != self._last:
+            key = _CLOCK.sub("", frame)
+            if frame and key != self._last:
                 self._stream.write(frame + "\n")
-                self._last = frame
+                self._last = key
         return len(text)
 
     def flush(self) -> None:

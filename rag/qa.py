@@ -307,7 +307,7 @@ class QA:
         from .answerability import signals as answerability_signals
 
         from .citations import term_evidence
-        from .generators.extractive import rank_passages
+        from .generators.extractive import lead, rank_passages
 
         embedder = get_embedder(opened.embed_model)
         t2 = time.perf_counter()
@@ -318,14 +318,15 @@ class QA:
         # follow-up with words of its own ("Who performs the calibration?" after "What is
         # the calibration interval?") is read by them: the joined question retrieves the
         # topic, but its older half would pick the passage that answered it before.
-        reader_question, reader_evidence = standalone, evidence
+        reader_question, reader_evidence, own = standalone, evidence, None
         if standalone != question:
             own = term_evidence(question, opened, embedder)
             if len(own):
                 reader_question, reader_evidence = standalone, own
         ranked = rank_passages(reader_question, retrieval_result.sources, embedder, reader_evidence, windows)
         signals, evidence = answerability_signals(standalone, retrieval_result, opened, embedder, evidence=evidence,
-                                                  own_question=question, passage=ranked[0][1] if ranked else "")
+                                                  own_question=question, own_evidence=own,
+                                                  passage=lead(ranked)[1] if ranked else "")
         answer.score = round(answerability_score(signals), 4)
         answer.timings["answerability"] = time.perf_counter() - t2
         threshold = config.min_score(retrieval_settings.min_score)

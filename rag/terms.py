@@ -119,12 +119,20 @@ def question_stopwords(lang: str) -> frozenset[str]:
     return frozenset(stopwordsiso.stopwords(lang)) if stopwordsiso.has_lang(lang) else frozenset()
 
 
+# The counter after 몇 with its ending ("몇 시에", at what time; "몇 개인가요", how many is it;
+# "몇 번째") is part of the question word, not a topic: "개인가요" read as a word is 개인,
+# "individual", and "시에" is a word no English page holds.
+_KO_COUNTED = re.compile(r"몇\s*(?:시간|시|개|번째|번|명|년도|년|월|일|분|초|층|살|배|가지|차례|주|달|퍼센트|프로)"
+                         r"(?:에서|에는|에|은|는|이|가|을|를|의|나|로|쯤|정도|째|동안|까지|부터|인가요|인가|인지|"
+                         r"이야|야|이에요|예요|입니까|일까요|이었나요|였나요|였어|이었어)?(?![\uac00-\ud7a3])")
+
+
 def question_terms(question: str) -> list[str]:
     """The question's terms worth expanding, each once."""
     from .language import detect_language
 
     stop = question_stopwords(detect_language(question))
-    return [t for t in dict.fromkeys(extract_terms(question)) if t not in stop]
+    return [t for t in dict.fromkeys(extract_terms(_KO_COUNTED.sub(" ", question))) if t not in stop]
 
 
 class TermIndex:

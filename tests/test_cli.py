@@ -100,10 +100,10 @@ def test_ask_refusal_in_the_question_language(corpus_txt_index):
 
 
 def test_ask_puts_the_low_confidence_note_above_the_answer(corpus_txt_index, tmp_path):
-    # Near-topic: the notebook deploys to AKS, but never says what it costs. The installed
+    # Near-topic: the notebook fine-tunes with Adam, but never gives its betas. The installed
     # command, run from another folder, as a user runs it.
     rag = os.path.join(os.path.dirname(sys.executable), "rag")
-    done = subprocess.run([rag, "ask", "Quanto costa al mese il servizio AKS?", "-g", "extractive",
+    done = subprocess.run([rag, "ask", "Quali beta dell'ottimizzatore Adam sono stati usati nel fine-tuning?", "-g", "extractive",
                            "--index", str(corpus_txt_index.path)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -111,7 +111,7 @@ def test_ask_puts_the_low_confidence_note_above_the_answer(corpus_txt_index, tmp
     assert re.fullmatch(r"\(Affidabilità bassa: .+ Punteggio 0\.\d\d\.\)", first), first
     assert "[1]" in rest and "\nSources:\n" in rest
     # --caution-score sets the threshold; 0 gives no note.
-    quiet = run("ask", "Quanto costa al mese il servizio AKS?", "-g", "extractive",
+    quiet = run("ask", "Quali beta dell'ottimizzatore Adam sono stati usati nel fine-tuning?", "-g", "extractive",
                 "--index", corpus_txt_index.path, "--caution-score", "0", "--json")
     data = json.loads(quiet.stdout)
     assert data["confidence"] == "high" and data["note"] == ""
@@ -140,6 +140,12 @@ def test_usage_errors_exit_2(corpus_txt_index, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_empty_question_is_one_line_even_with_json(corpus_txt_index):
+    result = run("ask", " ", "--json", "--index", corpus_txt_index.path)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "error: the question is empty: type a question about your documents\n"
 
 
 def test_missing_index_exits_3(tmp_path):

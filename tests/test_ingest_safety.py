@@ -413,7 +413,26 @@ def test_progress_written_to_a_log_is_plain_lines(tmp_path):
     assert "\r" not in text and "\x1b" not in text
     assert re.search(r"^Loading: 100%.*2/2", text, re.MULTILINE), text
     assert re.search(r"^Embedding: 100%.*chunk/s\]$", text, re.MULTILINE), text
+    assert len(re.findall(r"^Embedding: 100%", text, re.MULTILINE)) == 1, text  # not again at close
     assert "added" in done.stdout
+
+
+def test_a_bar_redrawn_at_close_with_a_new_rate_is_one_line_in_a_log():
+    import io
+
+    from rag.progress import _Lines
+
+    log = io.StringIO()
+    lines = _Lines(log)
+    for frame in ("\rLoading:   0%|          | 0/5 [00:00<?, ?file/s]",
+                  "\rLoading:   0%|          | 0/5 [00:07<?, ?file/s, big.pdf (0.3 MB)]",  # new: the file
+                  "\rEmbedding: 100%|##########| 143/143 [00:05<00:00, 26.61chunk/s]",
+                  "\rEmbedding: 100%|##########| 143/143 [00:05<00:00, 26.60chunk/s]\n"):  # close: the rate only
+        lines.write(frame)
+    assert log.getvalue().splitlines() == [
+        "Loading:   0%|          | 0/5 [00:00<?, ?file/s]",
+        "Loading:   0%|          | 0/5 [00:07<?, ?file/s, big.pdf (0.3 MB)]",
+        "Embedding: 100%|##########| 143/143 [00:05<00:00, 26.61chunk/s]"]
 
 
 def test_an_embedding_model_from_the_environment_that_the_index_does_not_use_is_named(tmp_path, monkeypatch):

@@ -92,7 +92,7 @@ def test_min_score_is_one_validated_threshold(qa, corpus_txt_index):
 
 # A near-topic question (the notebook deploys to AKS; it never says what that costs) that
 # scores between the refusal and the caution thresholds.
-NEAR_TOPIC_IT = "Quanto costa al mese il servizio AKS?"
+NEAR_TOPIC_IT = "Quali beta dell'ottimizzatore Adam sono stati usati nel fine-tuning?"
 
 
 def test_a_low_score_answer_carries_a_note_in_the_question_language(qa):
@@ -230,6 +230,57 @@ def test_values_are_digits_chinese_numerals_and_number_words():
     assert values("See Figure 3 and In [12]: print(x)") == []  # labels, not values
 
 
+def test_numbers_inside_names_and_bare_magnitudes_are_not_values():
+    from rag.answer_types import new_values
+
+    passage = "openai/clip-vit-base-patch16, T5-11B, ResNet-50, 실습2, 数万至数亿, 亿级"
+    assert [passage[a:b] for a, b in new_values("How many?", passage)] == []
+    assert [m for m in new_values("How many?", "T5 has 12 layers; lr=2e-5")] == [(7, 9), (21, 22)]
+
+
+class _Everywhere:
+    """Term evidence that finds the question's words everywhere: only the unit decides."""
+
+    def coverage(self, passage: str) -> float:
+        return 1.0
+
+
+@pytest.mark.parametrize("question, passage, answers", [
+    ("How much memory does each pod get?", "Each pod runs 3 replicas.", False),
+    ("How much memory does each pod get?", "Each pod gets 2Gi of memory.", True),
+    ("How much memory does each pod get?", "deploy_configuration(cpu_cores=1, memory_gb=1)", True),  # the unit in the key
+    ("In quale anno è stato pubblicato MNIST?", "MNIST has 70000 images.", False),
+    ("In quale anno è stato pubblicato MNIST?", "MNIST was published in 1998.", True),
+    ("Quanto costa al mese il cluster?", "The cluster has 3 nodes.", False),
+    ("Quanto costa al mese il cluster?", "The cluster costs $73 a month.", True),
+    ("训练用了多长时间?", "训练了3个epoch。", False),
+    ("训练用了多长时间?", "{'train_runtime': 545.7}", True),
+    ("How many layers does it have?", "It has 12 layers.", True),  # a plain count needs no unit
+])
+def test_a_question_naming_a_measure_wants_a_value_in_its_unit(question, passage, answers):
+    from rag.answer_types import bound_value
+
+    assert bound_value(question, passage, _Everywhere()) is answers
+
+
+@pytest.mark.parametrize("question", [
+    "Quanto costa al mese tenere attivo il cluster AKS?",        # AKS is deployed; no price anywhere
+    "In che anno è uscito il dataset MNIST?",                    # MNIST is used; its year is nowhere
+    "AKS에 배포할 때 파드마다 메모리를 얼마나 할당했나요?",          # memory per AKS pod: never given
+    "模型训练用了多长时间?",                                        # "how long did training take?": no duration by it
+    "Che accuratezza zero-shot ha ottenuto CLIP su ImageNette?",  # an exercise to run, not a result
+])
+def test_a_question_for_a_measure_the_documents_never_give_is_refused(qa, question):
+    assert qa.ask(question).refused
+
+
+def test_a_measure_the_documents_give_is_answered(qa):
+    answer = qa.ask("Quanto tempo (train_runtime) ha richiesto l'addestramento del fine-tuning completo?")
+    assert not answer.refused and "545.7" in answer.text
+    answer = qa.ask("How much memory was requested for the Azure Container Instance?")
+    assert not answer.refused and "memory_gb=1" in answer.text
+
+
 def test_which_ones_and_almost_ask_for_no_number():
     from rag.answer_types import asks_quantity
 
@@ -276,6 +327,7 @@ def small_qa(embedder, tmp_path_factory):
     ("How long must the tiramisù rest in the fridge?", "sei ore"),
     ("Quanto tempo dura l'intervallo di calibrazione?", "42 days"),
     ("面包发酵多长时间?", "36 hours"),
+    ("Ogni quanto va calibrato il widget?", "42 days"),  # the best passage is the title "Widget Manual"
 ])
 def test_a_small_folder_answers_its_own_questions(small_qa, question, expected):
     answer = small_qa.ask(question)
@@ -284,5 +336,11 @@ def test_a_small_folder_answers_its_own_questions(small_qa, question, expected):
 
 
 def test_a_small_folder_still_refuses_what_it_does_not_say(small_qa):
-    for question in ("What is the capital of Australia?", "How much does a widget cost?"):
+    for question in ("What is the capital of Australia?", "How much does a widget cost?",
+                     "Who invented the tiramisù?", "빵집은 몇 시에 문을 여나요?"):  # when the bakery opens
         assert small_qa.ask(question).refused, question
+
+
+def test_a_question_for_how_often_is_answered_with_the_interval_first(small_qa):
+    answer = small_qa.ask("How often must the widget be calibrated?")
+    assert answer.text.startswith("The calibration interval is 42 days.")

@@ -58,6 +58,21 @@ def test_a_quoted_korean_word_is_the_word_without_its_particle():
     assert extract_terms("범용 모델의 '불가능한 삼각형'은") == ["범용", "모델의", "불가능한", "삼각형"]
 
 
+def test_what_time_and_how_many_with_their_counters_are_question_words():
+    from rag.citations import content_terms
+    from rag.terms import question_terms
+
+    def terms(question):
+        return content_terms(question_terms(question))
+
+    # "몇 개인가요" (how many is it) is no 개인 (individual); "몇 시에" (at what time) no topic
+    assert terms("AKS 클러스터는 노드가 몇 개인가요?") == ["aks", "클러스터", "노드"]
+    assert terms("빵집은 몇 시에 문을 여나요?") == ["빵집", "문을"]
+    assert terms("모델에는 몇 시나리오가 있나요?") == ["모델", "시나리오"]  # a word that starts like a counter stays
+    assert terms("面包店几点开门?") == ["面包店", "开门"]
+    assert terms("RAG에는 몇 시나리오가 있나요?") == ["rag", "시나리오"]  # the particle split off is no word
+
+
 def test_a_korean_question_word_is_its_noun_without_particle_ending_or_verb_suffix():
     # "사전학습됐나요" (was pretrained?) asks about 사전학습; "추천한" (recommended) about 추천.
     from rag.citations import content_terms

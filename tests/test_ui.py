@@ -342,8 +342,8 @@ def test_a_low_confidence_answer_shows_its_note_above_the_text(tmp_path, corpus_
     from rag.ui import create_app
 
     app = create_app(index=corpus_txt_index.path, upload_dir=tmp_path / "up", generator="extractive")
-    # Near-topic: the notebook deploys to AKS, but never says what it costs.
-    _, chat, _, _, answer = _run_chat(app, "Quanto costa al mese il servizio AKS?")
+    # Near-topic: the notebook fine-tunes with Adam, but never gives its betas.
+    _, chat, _, _, answer = _run_chat(app, "Quali beta dell'ottimizzatore Adam sono stati usati nel fine-tuning?")
     assert not answer["refused"] and answer["confidence"] == "low"
     html = chat[-1]["content"]
     assert html.index('class="rag-caution"') < html.index('class="rag-answer"')

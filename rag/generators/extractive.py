@@ -346,16 +346,7 @@ class ExtractiveGenerator(Generator):
         ranked = request.ranked if request.ranked is not None else self.scored(request)
         if not ranked:
             return []
-        best_score, best, best_number, _ = ranked[0]
-        if is_title(best):
-            # A title names the topic without saying anything of it: a passage that does,
-            # scoring nearly as well, answers instead.
-            for score, passage, number, _ in ranked[1:]:
-                if score < best_score - CLOSE_SCORE:
-                    break
-                if not is_title(passage):
-                    best_score, best, best_number = score, passage, number
-                    break
+        best_score, best, best_number, _ = lead(ranked)
         picked = [(best, best_number)]
         seen = set(tokens_of(best))
         for score, passage, number, _ in ranked[1:]:
@@ -393,6 +384,21 @@ class ExtractiveGenerator(Generator):
         if is_title(before) or len(before) > ANTECEDENT_CHARS or passage in before:
             return None
         return before
+
+
+def lead(ranked: list[tuple[float, str, int, int]]) -> tuple[float, str, int, int]:
+    """The passage of ``ranked`` (rank_passages) an answer starts with: the best one, unless it
+    is a title and a passage that says something scores within CLOSE_SCORE of it: a title names
+    the topic without saying anything of it ("Widget Manual" over "The calibration interval is
+    42 days.")."""
+    best = ranked[0]
+    if is_title(best[1]):
+        for item in ranked[1:]:
+            if item[0] < best[0] - CLOSE_SCORE:
+                break
+            if not is_title(item[1]):
+                return item
+    return best
 
 
 def rank_passages(question: str, sources, embedder, evidence, windows=None) -> list[tuple[float, str, int, int]]:
