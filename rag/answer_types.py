@@ -9,6 +9,7 @@ holding none is one of the answerability signals (rag/answerability.py).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Protocol
 
 # Answer types a question announces, and what a passage needs to hold one: a question
@@ -17,7 +18,7 @@ from typing import Protocol
 _ASKS_QUANTITY = re.compile(
     r"\b(how (many|much|long|big|large)|what (value|number|size|percentage)|quant[oaie]|numero|valore)\b"
     # 哪几 asks "which ones", 几乎 means "almost": neither asks a number.
-    r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之|多[长久高远]|多大(?!程度)"
+    r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之|(?<![很许更诸众好])多(?:[长久高远]|大(?!程度))"
     # a year is a number too ("In quale anno…", "哪一年…")
     r"|\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年",
     re.IGNORECASE)
@@ -73,24 +74,26 @@ _BARE_MAGNITUDES = set("万亿")
 # "多长时间", "in quale anno") wants a value with that unit: (what the question says, the unit
 # right after the value). Only with a number asked for (asks_quantity): "which memory
 # technique…" asks no figure.
-_AFTER = r"\s*(?:[kKmM]|万|亿|千|thousand|million|billion)?\s*"
+# (one optional multiplier with its own space: two bare \s* in a row backtrack quadratically)
+_AFTER = r"\s*(?:(?:[kKmM]|万|亿|千|thousand|million|billion)\s*)?"
+# Checked in this order: "how much time did they spend" is a duration, not money.
 _DIMENSIONS = {
-    "money": (
-        re.compile(r"\b(?:costs?|costing|price[ds]?|pricing|spen[dt]|budget|fees?|money|costo|costa|costano|"
-                   r"prezzo|spesa|soldi)\b|비용|가격|요금|费用|价格|成本|花费|多少钱|价钱", re.IGNORECASE),
-        re.compile(_AFTER + r"(?:\$|€|£|USD|EUR|GBP|dollars?|euros?|cents?|centesimi|元|美元|欧元|원|달러|유로)",
-                   re.IGNORECASE)),
-    "memory": (
-        re.compile(r"\b(?:memory|ram|vram|memoria|disk space|storage)\b|메모리|内存|显存|存储", re.IGNORECASE),
-        re.compile(r"\s*(?:[kKMGTP]i?B\b|[KMGTP]i\b|[kmgtKMGT]\b|bytes?\b|字节|바이트)")),
     "duration": (
-        re.compile(r"\bhow long\b.*\b(?:take|took|takes|last|lasted|run|ran|train|trained)\b|\bhow much time\b|"
+        re.compile(r"\bhow long\b[^?.!\n]{0,80}?\b(?:take|took|takes|last|lasted|run|ran|train|trained)\b|\bhow much time\b|"
                    r"\bhow many (?:seconds|minutes|hours|days|weeks)\b|\bquanto tempo\b|\bdur(?:a|ano|ata|ava)\b|"
                    r"\bquant[ie] (?:secondi|minuti|ore|giorni|settimane)\b|얼마나 걸|몇 ?(?:초|시간)|며칠|"
                    r"多长时间|多久|耗时|几个?(?:小时|分钟|秒|天|星期)", re.IGNORECASE),
         re.compile(r"\s*(?:ms|s|sec|secs|seconds?|min|mins|minutes?|h|hr|hrs|hours?|days?|weeks?|months?|"
-                   r"secondi|minuti|ore|ora|giorni|settimane|mesi)(?![A-Za-z])|\s*(?:秒|分钟|小时|天|周|个月|초|분|시간|일|주|개월)"
+                   r"secondi|minuti|ore|ora|giorni|settimane|mesi)(?![A-Za-z0-9])|\s*(?:秒|分钟|小时|天|周|个月|초|분|시간|일|주|개월)"
                    r"|:\d\d", re.IGNORECASE)),
+    "money": (
+        re.compile(r"\b(?:costs?|costing|price[ds]?|pricing|spen[dt]|fees?|money|costo|costa|costano|"
+                   r"prezzo|spesa|soldi)\b|비용|가격|요금|费用|价格|成本|花费|多少钱|价钱", re.IGNORECASE),
+        re.compile(_AFTER + r"(?:\$|€|£|(?:USD|EUR|GBP|dollars?|euros?|cents?|centesimi)\b|元|美元|欧元|원|달러|유로)",
+                   re.IGNORECASE)),
+    "memory": (
+        re.compile(r"\b(?:memory|ram|vram|memoria|disk space)\b|메모리|内存|显存|存储空间", re.IGNORECASE),
+        re.compile(r"\s*(?:(?i:[kmgtp]i?b)\b|[KMGTP]i\b|bytes?\b|字节|바이트)")),
     "year": (
         re.compile(r"\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年|年份", re.IGNORECASE),
         None),
@@ -99,10 +102,11 @@ _UNIT_BEFORE = {"money": re.compile(r"(?:[$€£¥￥]|USD|EUR)\s*$")}
 # ... or a label just before it that names the dimension: logs and configs put the unit in the
 # key ("'train_runtime': 545.7", "memory_gb=1", "Wall time: 3.2").
 _LABEL_BEFORE = {
-    "money": re.compile(r"(?i)(?:cost|price|prezzo|costo|费用|价格|成本|비용|가격)[^\n.;]{0,20}$"),
-    "memory": re.compile(r"(?i)(?:memory|mem|ram|gb|mb|memoria|内存|显存|메모리)[^\n.;]{0,20}$"),
-    "duration": re.compile(r"(?i)(?:runtime|time|duration|elapsed|seconds|secs|minutes|hours|latency|tempo|durata|"
-                           r"耗时|时间|시간)[^\n.;]{0,20}$"),
+    # (a whole word or a key's part: "memory_gb", not "number" or "parameters")
+    "money": re.compile(r"(?i)(?:(?<![a-z])(?:cost|price|prezzo|costo)(?![a-z])|费用|价格|成本|비용|가격)[^\n.;]{0,20}$"),
+    "memory": re.compile(r"(?i)(?:(?<![a-z])(?:memory|mem|ram|gb|mb|memoria)(?![a-z])|内存|显存|메모리)[^\n.;]{0,20}$"),
+    "duration": re.compile(r"(?i)(?:(?<![a-z])(?:runtime|time|duration|elapsed|seconds|secs|minutes|hours|latency|"
+                           r"tempo|durata)(?![a-z])|耗时|时间|시간)[^\n.;]{0,20}$"),
 }
 _LABEL_WINDOW = 30
 _NEVER = re.compile(r"(?!)")
@@ -125,8 +129,7 @@ def new_values(question: str, passage: str) -> list[tuple[int, int]]:
     given = set(_NUMBER.findall(question))
     # Blank the labels out in place, so the spans stay those of ``passage``.
     plain = _LABEL_NUMBER.sub(lambda m: " " * len(m.group()), passage)
-    # A bare magnitude ("数万至数亿", "tens of thousands to hundreds of millions"; "亿级")
-    # is an order of size, not a figure.
+    # A bare magnitude ("数万至数亿", "亿级") is an order of size, not a figure.
     return [m.span() for m in _NUMBER.finditer(plain)
             if m.group() not in given and not set(m.group()) <= _BARE_MAGNITUDES]
 
@@ -137,6 +140,7 @@ class Evidence(Protocol):
     def coverage(self, passage: str) -> float: ...
 
 
+@lru_cache(maxsize=1024)  # asked once per candidate passage
 def dimension(question: str) -> str | None:
     """What the number ``question`` asks for measures, when it says so: "money", "memory",
     "duration" or "year" (:data:`_DIMENSIONS`); None for a plain count or figure."""

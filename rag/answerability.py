@@ -22,8 +22,8 @@ answered with whatever they hold. So several signals are combined:
   holds none, else 1 (rag/answer_types.py). "How many nodes does the AKS cluster have?" finds the AKS
   passage, with every word, but no count in it. A question that says what its number measures
   (money, memory, time taken, a year) wants the value in that unit ("How much does the AKS cluster
-  cost per month?" is not answered by its replica count); a metric's name asks for a number unless
-  the question is a yes/no one. A number must also sit by the question's words
+  cost per month?" is not answered by its replica count); a metric's name asks for a number right
+  after a question word ("What zero-shot accuracy…"), not otherwise. A number must also sit by the question's words
   (rag.answer_types.bound_value): "What log loss did the Titanic model reach?" finds the Titanic passage
   and its accuracy figures, but no figure next to "log loss".
 
@@ -70,12 +70,14 @@ BIAS = -12.895
 TOP_CHUNKS = 3  # coverage: the best of the first chunks (the answer may sit in the second)
 # The score of a question that gives a value no retrieved chunk holds (``Signals.values``).
 MISSING_VALUE_CAP = 0.1
+# A metric's name asks for its value right after a question word ("What zero-shot accuracy did
+# CLIP reach?", "Qual è la log loss…", "Che accuratezza…"), not in a question about the metric
+# itself ("What is the difference between precision and recall?", "Can accuracy be the metric?").
+_ASKS_METRIC = re.compile(
+    r"(?i)\b(?:what|which|qual[ei]?|che)\b(?:[\s'’]+[^\s?'’]+){0,2}?[\s'’]+"
+    r"(?:accuracy|precision|recall|f1|auc|bleu|rouge|perplexity|log[ -]?loss|mse|rmse|mae|accuratezza|precisione)\b")
 # A value in a question: digits not inside or hyphenated to a Latin word ("2006", "0.4",
 # "r=64", "2022年"), so "GPT-4", "T5", "F1" and "T5-11B" are names, not values.
-# A metric's name asks for its value in a wh- question ("What zero-shot accuracy did CLIP reach?",
-# "Qual è la log loss…?"), not in a yes/no one ("Can accuracy be the metric?", "…吗?", "…나요?").
-_ASKS_METRIC = re.compile(r"(?i)\b(what|which|qual[ei]?|che)\b|\?$|무엇|뭐|얼마|什么|多少|怎样")
-_YES_NO = re.compile(r"(?i)^\s*(can|could|is|are|does|do|did|should|will|would|has|have|è|sono|si può|può)\b|吗[?？]?\s*$|[나까]요?\?\s*$")
 _VALUE = re.compile(r"(?<![0-9A-Za-z.,-])\d+(?:[.,]\d+)*(?![0-9A-Za-z])")
 
 
@@ -132,8 +134,8 @@ def signals(question: str, retrieval, index, embedder, evidence: TermEvidence | 
         if len(mine):
             own = mine
     # 0.5 from answer_type_match: the question asks for no particular kind of answer. A
-    # metric's name alone does not count here: "can accuracy be the metric?" wants no number.
-    metric = bool(_ASKS_METRIC.search(asked)) and not _YES_NO.search(asked)
+    # metric's name counts only right after a question word (_ASKS_METRIC).
+    metric = bool(_ASKS_METRIC.search(asked))
     kind = float(answer_type_match(asked, passage, metrics=metric, hints=False) > 0)
     if kind and asks_quantity(asked, metrics=metric) and not asks_address(asked) and len(own):
         kind = float(bound_value(asked, passage, own))

@@ -90,7 +90,7 @@ def test_min_score_is_one_validated_threshold(qa, corpus_txt_index):
         RetrievalSettings(min_score=float("nan"))
 
 
-# A near-topic question (the notebook deploys to AKS; it never says what that costs) that
+# A near-topic question (the notebook fine-tunes with Adam; it never gives the betas) that
 # scores between the refusal and the caution thresholds.
 NEAR_TOPIC_IT = "Quali beta dell'ottimizzatore Adam sono stati usati nel fine-tuning?"
 
@@ -256,6 +256,9 @@ class _Everywhere:
     ("训练用了多长时间?", "训练了3个epoch。", False),
     ("训练用了多长时间?", "{'train_runtime': 545.7}", True),
     ("How many layers does it have?", "It has 12 layers.", True),  # a plain count needs no unit
+    ("How much memory does each pod get?", "The number of replicas is 3.", False),  # "mb" of "number"
+    ("How long did training take?", "Sometimes it uses 8 GPUs.", False),  # "time" of "Sometimes"
+    ("How much time did they spend on fine-tuning?", "Fine-tuning took 3 hours.", True),  # time, not money
 ])
 def test_a_question_naming_a_measure_wants_a_value_in_its_unit(question, passage, answers):
     from rag.answer_types import bound_value
@@ -279,6 +282,17 @@ def test_a_measure_the_documents_give_is_answered(qa):
     assert not answer.refused and "545.7" in answer.text
     answer = qa.ask("How much memory was requested for the Azure Container Instance?")
     assert not answer.refused and "memory_gb=1" in answer.text
+
+
+def test_a_question_about_a_metric_itself_asks_for_no_number():
+    from rag.answer_types import asks_quantity
+    from rag.answerability import _ASKS_METRIC
+
+    assert _ASKS_METRIC.search("What zero-shot accuracy did CLIP reach?")
+    assert _ASKS_METRIC.search("Qual è la log loss del modello?")
+    assert not _ASKS_METRIC.search("What is the difference between precision and recall?")
+    assert not _ASKS_METRIC.search("Can accuracy be the metric on imbalanced data?")
+    assert not asks_quantity("为什么很多大模型使用RMSNorm?")  # 很多, "many", is no 多大, "how big"
 
 
 def test_which_ones_and_almost_ask_for_no_number():
