@@ -214,8 +214,9 @@ SOURCE_WORDS = frozenset(
     "보고서 보고서에서 문서 자료 슬라이드 강의 노트".split()
 )
 _KO_ENDING = re.compile(r"(나요|가요|니까|까요|었어|였어|했어|인지|는지|을까|ㄹ까)$")
-_KO_PARTICLE = re.compile(r"^(.+?)(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
-_KO_PARTICLE_ONLY = re.compile(r"^(에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만)$")
+_KO_PARTICLES = "에서는|에서|으로|에게|까지|부터|에는|이나|은|는|이|가|을|를|의|에|로|와|과|도|만"
+_KO_PARTICLE = re.compile(f"^(.+?)({_KO_PARTICLES})$")
+_KO_PARTICLE_ONLY = re.compile(f"^({_KO_PARTICLES})$")  # one list: a particle alone or ending a word
 _HANGUL = re.compile(f"[{HANGUL_SYLLABLES}]")
 # A Sino-Korean noun made a verb with 하다 / 되다 ("추천한", "사전학습됐", "배포된"): the noun is
 # the term. Only after a stem of two syllables or more, all Hangul ("역할", "권한" stay whole).
