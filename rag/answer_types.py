@@ -12,6 +12,15 @@ import re
 from functools import lru_cache
 from typing import Protocol
 
+# A question for a point in time: "when was it released", "quando è stato pubblicato", "언제
+# 발표됐나요", "是什么时候发布的", "what time does it open". Only in the past tense, or with a
+# date or a clock word: "when should I use LoRA?", "quando si parla di…" and "什么时候用" ask
+# for a condition, not a date.
+_WHEN = (r"\bwhen (?:was|were|did|had)\b|\b(?:on|by) what (?:date|day)\b|\bwhat (?:date|day)\b|"
+         r"\b(?:at )?what time (?:does|do|did|is|was|will)\b|\bas of when\b|"
+         r"\bquando (?:è stat|sono stat|fu\b|furono\b|venne\b|vennero\b|uscì\b)|\bin che (?:data|giorno)\b|"
+         r"\ba che ora\b|언제[^?\n]{0,20}?(?:었|았|였|됐|했|났|나왔)|몇 ?시(?!간)|몇 ?월|며칠에|"
+         r"(?:什么时候|何时)[^?？\n]{0,15}?[的了]|哪一?天|几点|几号|几月")
 # Answer types a question announces, and what a passage needs to hold one: a question
 # for a number wants a number the question does not already give; one for an address
 # wants a URL or an IP address.
@@ -20,7 +29,12 @@ _ASKS_QUANTITY = re.compile(
     # 哪几 asks "which ones", 几乎 means "almost": neither asks a number.
     r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之|(?<![很许更诸众好])多(?:[长久高远]|大(?!程度))"
     # a year is a number too ("In quale anno…", "哪一年…")
-    r"|\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年",
+    r"|\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年"
+    # "what's the maximum input length…" wants the figure ("which model is the largest" a name)
+    r"|\bwhat(?:'s|’s|\s+is|\s+was|\s+are|\s+were)\s+the\s+(?:max(?:imum)?|min(?:imum)?|largest|smallest|highest|lowest)\b"
+    r"|\bqual(?:e|\s+è|'è|’è|\s+era)\s+(?:il|la|l'|l’)\s*(?:\w+\s+)?(?:massim[oa]|minim[oa])\b"
+    # and so is a point in time (_WHEN)
+    r"|" + _WHEN,
     re.IGNORECASE)
 # A metric's name usually asks for its value ("what recall did it reach?"), but not always
 # ("can accuracy be the metric on imbalanced data?"): see answer_type_match's ``metrics``.
@@ -47,8 +61,9 @@ BOUND_COVERAGE = 0.15
 # English or Italian number word before the word it counts ("six hours", "sei ore"; "one" and
 # "uno" are mostly articles, "due to" is no number).
 _NUMBER_WORDS = (
+    # (not "hundreds", "millions", "dozens": "hundreds of millions of users" is a size, like 数万至数亿)
     "two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty "
-    "hundred hundreds thousand thousands million millions billion billions dozen dozens "
+    "hundred thousand million billion dozen "
     "tre quattro cinque sei sette otto nove dieci undici dodici quindici venti trenta quaranta "
     "cinquanta cento mille milioni miliardi due").split()
 _NUMBER = re.compile(
@@ -65,7 +80,9 @@ _ADDRESS = re.compile(r"https?://|\b\d{1,3}(?:\.\d{1,3}){3}\b|\w+\.\w+/\w+")
 _LABEL_NUMBER = re.compile(
     r"(?i)\b(?:exercises?|esercizi[oa]?|figure|fig\.|table|tabella|chapter|capitolo|section|sezione|"
     r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
-    r"^\s*#*\s*\d+\.(?!\d)",
+    r"^\s*#*\s*\d+\.(?!\d)"
+    # nor does a format placeholder ("{0:.4f}", "%.2f")
+    r"|\{\d*:[^{}\s]*\}|%[-+#0]*\d*(?:\.\d+)?[dfegs]\b",
     re.MULTILINE)
 
 
@@ -97,6 +114,8 @@ _DIMENSIONS = {
     "year": (
         re.compile(r"\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年|年份", re.IGNORECASE),
         None),
+    # a point in time: a year, a day, a month or an hour ("2022年11月30日", "March 3", "7 am", "9시")
+    "date": (re.compile(_WHEN, re.IGNORECASE), None),
 }
 _UNIT_BEFORE = {"money": re.compile(r"(?:[$€£¥￥]|USD|EUR)\s*$")}
 # ... or a label just before it that names the dimension: logs and configs put the unit in the
@@ -109,8 +128,20 @@ _LABEL_BEFORE = {
                            r"tempo|durata)(?![a-z])|耗时|时间|시간)[^\n.;]{0,20}$"),
 }
 _LABEL_WINDOW = 30
+# A value written as a key's ("axis=1", "'train_runtime': 545.7", "Wall time: 42.9", "准确率：0.82"):
+# the key is what stands before "=" or ":" since the last delimiter, up to 30 characters.
+_KEY_BEFORE = re.compile(r"([^\W\d][^\n,;(){}\[\]=:：]{0,30}?)['\"]?\s*[:=：]\s*['\"]?$")
+_KEY_CHARS = 60
+KEY_MATCH = 0.8  # "스코어" for "score", "users" for "user"; not "decay" for "loss" (0.68)
+_CALL_BEFORE = re.compile(r"([\w.]+)\([^()]*$")
 _NEVER = re.compile(r"(?!)")
 _YEAR = re.compile(r"1[89]\d\d|20\d\d")
+_MONTHS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|"
+           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|"
+           r"settembre|ottobre|novembre|dicembre")
+_DATE_AFTER = re.compile(r"\s*(?:年|月|日|号|點|点|時|时|년|월|일|시(?!간)|:\d\d|(?i:a\.?m\.?|p\.?m\.?|o'clock)(?![a-z])|"
+                         r"(?i:\s*(?:" + _MONTHS + r"))\b)")
+_DATE_BEFORE = re.compile(r"(?i)\b(?:" + _MONTHS + r")\.?\s*$")
 
 
 def asks_quantity(question: str, metrics: bool = False) -> bool:
@@ -139,11 +170,13 @@ class Evidence(Protocol):
 
     def coverage(self, passage: str) -> float: ...
 
+    def matches(self, passage: str): ...  # per question term, its best similarity in ``passage``
+
 
 @lru_cache(maxsize=1024)  # asked once per candidate passage
 def dimension(question: str) -> str | None:
     """What the number ``question`` asks for measures, when it says so: "money", "memory",
-    "duration" or "year" (:data:`_DIMENSIONS`); None for a plain count or figure."""
+    "duration", "year" or "date" (:data:`_DIMENSIONS`); None for a plain count or figure."""
     for name, (asks, _) in _DIMENSIONS.items():
         if asks.search(question):
             return name
@@ -154,6 +187,9 @@ def _measures(name: str, passage: str, start: int, end: int) -> bool:
     """Whether the value at ``passage[start:end]`` carries the unit of dimension ``name``."""
     if name == "year":
         return bool(_YEAR.fullmatch(passage[start:end]))
+    if name == "date":
+        return bool(_YEAR.fullmatch(passage[start:end]) or _DATE_AFTER.match(passage, end)
+                    or _DATE_BEFORE.search(passage[max(0, start - 12):start]))
     unit = _DIMENSIONS[name][1]
     return bool(unit.match(passage, end) or _UNIT_BEFORE.get(name, _NEVER).search(passage[max(0, start - 5):start])
                 or _LABEL_BEFORE[name].search(passage[max(0, start - _LABEL_WINDOW):start]))
@@ -167,6 +203,21 @@ def bound_value(question: str, passage: str, evidence: Evidence) -> bool:
     measured = dimension(question) if asks_quantity(question) else None
     for start, end in new_values(question, passage):
         if measured and not _measures(measured, passage, start, end):
+            continue
+        before = passage[max(0, start - _KEY_CHARS):start]
+        key = _KEY_BEFORE.search(before)
+        if key:
+            # A key's value belongs to its key: "axis=1" answers nothing about the Titanic
+            # passengers beside it; "num_train_epochs=3" and "정확도: 0.82" answer what they name.
+            # A one- or two-letter key names nothing alone: the call it is passed to does, with
+            # its other arguments ("recommend(users=data[user_column_name], k=10)").
+            name = key.group(1)
+            call = _CALL_BEFORE.search(before) if len(name) <= 2 else None
+            # The key must name one of the question's words (or a translation), not share a
+            # fraction of all of them: a key names the attribute, not the subject around it.
+            matched = evidence.matches(call.group() if call else name)
+            if len(matched) and matched.max() >= KEY_MATCH:
+                return True
             continue
         if evidence.coverage(passage[max(0, start - BOUND_WINDOW):end + BOUND_WINDOW]) >= BOUND_COVERAGE:
             return True

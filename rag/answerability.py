@@ -25,7 +25,9 @@ answered with whatever they hold. So several signals are combined:
   cost per month?" is not answered by its replica count); a metric's name asks for a number right
   after a question word ("What zero-shot accuracy…"), not otherwise. A number must also sit by the question's words
   (rag.answer_types.bound_value): "What log loss did the Titanic model reach?" finds the Titanic passage
-  and its accuracy figures, but no figure next to "log loss".
+  and its accuracy figures, but no figure next to "log loss". A key's value answers only what its key
+  names ("axis=1" beside the Titanic words counts no passengers), a format placeholder ("{0:.4f}") is
+  no value, "when was it released" wants a date and "what's the maximum…" a figure.
 
 What "reach" means is decided in rag/citations.py (term_evidences): a name ("GPU",
 "XLNet") only as written, a compound ("xlnet-large") not through its own parts, a long
@@ -73,9 +75,11 @@ MISSING_VALUE_CAP = 0.1
 # A metric's name asks for its value right after a question word ("What zero-shot accuracy did
 # CLIP reach?", "Qual è la log loss…", "Che accuratezza…"), not in a question about the metric
 # itself ("What is the difference between precision and recall?", "Can accuracy be the metric?").
+_METRICS = r"(?:accuracy|precision|recall|f1|auc|bleu|rouge|perplexity|log[ -]?loss|mse|rmse|mae|accuratezza|precisione)"
 _ASKS_METRIC = re.compile(
-    r"(?i)\b(?:what|which|qual[ei]?|che)\b(?:[\s'’]+[^\s?'’]+){0,2}?[\s'’]+"
-    r"(?:accuracy|precision|recall|f1|auc|bleu|rouge|perplexity|log[ -]?loss|mse|rmse|mae|accuratezza|precisione)\b")
+    r"(?i)\b(?:what|which|qual[ei]?|che)\b(?:[\s'’]+[^\s?'’]+){0,2}?[\s'’]+" + _METRICS + r"\b"
+    # or a query that opens with the metric's name: "F1 score of DistilBERT on the test set"
+    r"|^\s*(?:the\s+|la\s+|l'|l’)?" + _METRICS + r"(?:\s+score)?\s+(?:of|for|on|di|del|della|dello|dei|sul|sulla)\b")
 # A value in a question: digits not inside or hyphenated to a Latin word ("2006", "0.4",
 # "r=64", "2022年"), so "GPT-4", "T5", "F1" and "T5-11B" are names, not values.
 _VALUE = re.compile(r"(?<![0-9A-Za-z.,-])\d+(?:[.,]\d+)*(?![0-9A-Za-z])")

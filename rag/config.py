@@ -44,7 +44,7 @@ DEFAULT_GENERATOR = "extractive"
 # Answerability score (rag/answerability.py, 0..1) below which a question counts as not
 # covered by the documents: the highest threshold that refuses at most 5% of the
 # answerable questions of the dev, extra, near-topic and blind sets (`python bench/calibrate.py`).
-DEFAULT_MIN_SCORE = 0.42
+DEFAULT_MIN_SCORE = 0.36
 # Answers scoring below this (and at least DEFAULT_MIN_SCORE) carry a low-confidence note
 # (Answer.confidence "low"): the highest threshold that flags at most 20% of the
 # answerable questions of the same sets (`python bench/calibrate.py`). The score cannot

@@ -16,7 +16,7 @@ LOG_INTERVAL = 10.0  # seconds between a bar's lines in a log
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A bar's clock and rate ("00:05<00:00", "26.61chunk/s", "1.47s/file"): a frame that differs
 # from the last only in them (a bar's closing redraw) says nothing new.
-_CLOCK = re.compile(r"\d+:\d+(?::\d+)?|\d+(?:\.\d+)?\s*[A-Za-z]+/s|\d+(?:\.\d+)?s/[A-Za-z]+")
+_CLOCK = re.compile(r"(?<![\d.])(?:\d+:\d+(?::\d+)?|\d+(?:\.\d+)?\s*[A-Za-z]+/s|\d+(?:\.\d+)?s/[A-Za-z]+)")
 
 
 class _Lines(io.TextIOBase):

@@ -125,6 +125,10 @@ def question_stopwords(lang: str) -> frozenset[str]:
 _KO_COUNTED = re.compile(r"몇\s*(?:시간|시|개|번째|번|명|년도|년|월|일|분|초|층|살|배|가지|차례|주|달|퍼센트|프로)"
                          r"(?:에서|에는|에|은|는|이|가|을|를|의|나|로|쯤|정도|째|동안|까지|부터|인가요|인가|인지|"
                          r"이야|야|이에요|예요|입니까|일까요|이었나요|였나요|였어|이었어)?(?![\uac00-\ud7a3])")
+# So is the noun of "what time / what date / a che ora / in che data": "What time does the bakery
+# open?" is about the bakery, and its "time" reached "36 hours" of another passage.
+_ASKS_WHEN = re.compile(r"(?i)\b(?:at |on |by )?what (?:time|date|day)\b|\bin (?:che|quale) (?:data|giorno)\b|"
+                        r"\ba che ora\b")
 
 
 def question_terms(question: str) -> list[str]:
@@ -132,7 +136,8 @@ def question_terms(question: str) -> list[str]:
     from .language import detect_language
 
     stop = question_stopwords(detect_language(question))
-    return [t for t in dict.fromkeys(extract_terms(_KO_COUNTED.sub(" ", question))) if t not in stop]
+    plain = _ASKS_WHEN.sub(" ", _KO_COUNTED.sub(" ", question))
+    return [t for t in dict.fromkeys(extract_terms(plain)) if t not in stop]
 
 
 class TermIndex:

@@ -4,6 +4,7 @@ while questions they answer are not. Real embedder, real corpus index."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import rag
@@ -233,8 +234,10 @@ def test_values_are_digits_chinese_numerals_and_number_words():
 def test_numbers_inside_names_and_bare_magnitudes_are_not_values():
     from rag.answer_types import new_values
 
-    passage = "openai/clip-vit-base-patch16, T5-11B, ResNet-50, 실습2, 数万至数亿, 亿级"
+    passage = "openai/clip-vit-base-patch16, T5-11B, ResNet-50, 실습2, 数万至数亿, 亿级, hundreds of millions of users"
     assert [passage[a:b] for a, b in new_values("How many?", passage)] == []
+    # nor are format placeholders
+    assert [m for m in new_values("How many?", "print('F1: {0:.4f}, %.2f'.format(f1))")] == []
     assert [m for m in new_values("How many?", "T5 has 12 layers; lr=2e-5")] == [(7, 9), (21, 22)]
 
 
@@ -243,6 +246,9 @@ class _Everywhere:
 
     def coverage(self, passage: str) -> float:
         return 1.0
+
+    def matches(self, passage: str):
+        return np.ones(1)
 
 
 @pytest.mark.parametrize("question, passage, answers", [
@@ -259,6 +265,13 @@ class _Everywhere:
     ("How much memory does each pod get?", "The number of replicas is 3.", False),  # "mb" of "number"
     ("How long did training take?", "Sometimes it uses 8 GPUs.", False),  # "time" of "Sometimes"
     ("How much time did they spend on fine-tuning?", "Fine-tuning took 3 hours.", True),  # time, not money
+    ("When was MNIST published?", "MNIST has 70000 images.", False),                     # a point in time
+    ("When was MNIST published?", "MNIST was published in 1998.", True),
+    ("ChatGPT是什么时候发布的?", "2022年11月30日,OpenAI发布了ChatGPT。", True),
+    ("XLNet은 언제 발표됐나요?", "XLNet uses 24 layers.", False),
+    ("What time does the bakery open?", "The bakery opens at 7 am.", True),
+    ("What time does the bakery open?", "Each loaf ferments for 36 hours.", False),
+    ("Quando è stato rilasciato il modello?", "Il modello è stato rilasciato il 3 marzo.", True),
 ])
 def test_a_question_naming_a_measure_wants_a_value_in_its_unit(question, passage, answers):
     from rag.answer_types import bound_value
@@ -272,6 +285,8 @@ def test_a_question_naming_a_measure_wants_a_value_in_its_unit(question, passage
     "AKS에 배포할 때 파드마다 메모리를 얼마나 할당했나요?",          # memory per AKS pod: never given
     "模型训练用了多长时间?",                                        # "how long did training take?": no duration by it
     "Che accuratezza zero-shot ha ottenuto CLIP su ImageNette?",  # an exercise to run, not a result
+    "Quando è stato pubblicato il report del Tencent Research Institute?",  # the report carries no date
+    "Quante passeggere donne ci sono nei dati di addestramento del Titanic?",  # only "axis=1" is near
 ])
 def test_a_question_for_a_measure_the_documents_never_give_is_refused(qa, question):
     assert qa.ask(question).refused
@@ -293,6 +308,39 @@ def test_a_question_about_a_metric_itself_asks_for_no_number():
     assert not _ASKS_METRIC.search("What is the difference between precision and recall?")
     assert not _ASKS_METRIC.search("Can accuracy be the metric on imbalanced data?")
     assert not asks_quantity("为什么很多大模型使用RMSNorm?")  # 很多, "many", is no 多大, "how big"
+
+
+def test_when_asks_for_a_date_only_about_the_past_or_the_clock():
+    from rag.answer_types import asks_quantity, dimension
+
+    for question in ("When was ChatGPT released?", "Quando è stato pubblicato il report?", "XLNet은 언제 발표됐나요?",
+                     "ChatGPT是什么时候发布的?", "面包店几点开门?", "What time does the bakery open?"):
+        assert asks_quantity(question) and dimension(question) == "date", question
+    # a condition, not a date
+    for question in ("When should I use LoRA?", "LoRA는 언제 사용하나요?", "什么时候用LoRA?",
+                     "Come vengono descritti i modelli quando si parla di trasparenza?"):
+        assert not asks_quantity(question) and dimension(question) is None, question
+
+
+def test_a_keys_value_answers_only_what_its_key_names(corpus_txt_index, embedder):
+    from rag.answer_types import bound_value
+    from rag.citations import term_evidence
+    from rag.store import load_index
+
+    index = load_index(corpus_txt_index.path)
+
+    def bound(question, passage):
+        return bound_value(question, passage, term_evidence(question, index, embedder))
+
+    # "axis=1" sits beside the Titanic words but counts no passengers
+    assert not bound("How many female passengers are in the Titanic training data?",
+                     "X_titanic_df = titanic_df.drop('Survived', axis=1)")
+    assert bound("What per-device batch size was used for training?",
+                 "args = TrainingArguments(per_device_train_batch_size=16, num_train_epochs=3)")
+    assert bound("How long did the deployment take (wall time)?", "CPU times: user 373 ms Wall time: 42.9 s")
+    # a one-letter key is named by the call it is passed to
+    assert bound("How many recommendations does the service return for each user?",
+                 "result = model_s.recommend(users=data[user_column_name], k=10)")
 
 
 def test_which_ones_and_almost_ask_for_no_number():
@@ -351,8 +399,24 @@ def test_a_small_folder_answers_its_own_questions(small_qa, question, expected):
 
 def test_a_small_folder_still_refuses_what_it_does_not_say(small_qa):
     for question in ("What is the capital of Australia?", "How much does a widget cost?",
-                     "Who invented the tiramisù?", "빵집은 몇 시에 문을 여나요?"):  # when the bakery opens
+                     "Who invented the tiramisù?", "빵집은 몇 시에 문을 여나요?",  # when the bakery opens
+                     "What time does the bakery open?", "When was the widget manual published?"):
         assert small_qa.ask(question).refused, question
+
+
+def test_a_question_for_a_time_of_day_is_answered_with_the_clock(embedder, tmp_path):
+    from rag.ingest.pipeline import ingest
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "bakery.md").write_text(
+        "# Rossi Bakery\n\nThe bakery opens at 7 am and closes at 6 pm, Monday to Saturday.\n\n"
+        "Each loaf ferments for 36 hours at 4 degrees Celsius before baking.\n", encoding="utf-8")
+    assert ingest([tmp_path / "docs"], tmp_path / "index", embed_model="use-multilingual", progress=False).ok
+    qa = QA(tmp_path / "index", generator="extractive")
+    for question in ("What time does the bakery open?", "面包店几点开门?", "A che ora apre il panificio?"):
+        answer = qa.ask(question)
+        assert not answer.refused and answer.text.startswith("The bakery opens at 7 am"), (question, answer.text)
+    assert qa.ask("When was the bakery founded?").refused  # no year, no date: "36 hours" is no answer
 
 
 def test_a_question_for_how_often_is_answered_with_the_interval_first(small_qa):

@@ -71,6 +71,10 @@ def test_what_time_and_how_many_with_their_counters_are_question_words():
     assert terms("모델에는 몇 시나리오가 있나요?") == ["모델", "시나리오"]  # a word that starts like a counter stays
     assert terms("面包店几点开门?") == ["面包店", "开门"]
     assert terms("RAG에는 몇 시나리오가 있나요?") == ["rag", "시나리오"]  # the particle split off is no word
+    # "what time" asks when; its "time" is no topic ("36 hours" is no answer to it)
+    assert terms("What time does the bakery open?") == ["bakery"]
+    assert terms("A che ora apre il panificio?") == ["apre", "panificio"]
+    assert terms("How much time did training take?") == ["time", "training"]  # a duration's "time" stays
 
 
 def test_a_korean_question_word_is_its_noun_without_particle_ending_or_verb_suffix():
