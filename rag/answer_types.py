@@ -16,11 +16,14 @@ from typing import Protocol
 # 발표됐나요", "是什么时候发布的", "what time does it open". Only in the past tense, or with a
 # date or a clock word: "when should I use LoRA?", "quando si parla di…" and "什么时候用" ask
 # for a condition, not a date.
-_WHEN = (r"\bwhen (?:was|were|did|had)\b|\b(?:on|by) what (?:date|day)\b|\bwhat (?:date|day)\b|"
+_WHEN = (r"\bwhen (?:was|were|did|had)\b|\b(?:on |by )?what (?:date|day)\b(?!-|\s+(?:formats?|types?|strings?|columns?|fields?)\b)|"
          r"\b(?:at )?what time (?:does|do|did|is|was|will)\b|\bas of when\b|"
-         r"\bquando (?:è stat|sono stat|fu\b|furono\b|venne\b|vennero\b|uscì\b)|\bin che (?:data|giorno)\b|"
-         r"\ba che ora\b|언제[^?\n]{0,20}?(?:었|았|였|됐|했|났|나왔)|몇 ?시(?!간)|몇 ?월|며칠에|"
-         r"(?:什么时候|何时)[^?？\n]{0,15}?[的了]|哪一?天|几点|几号|几月")
+         # (Italian puts "quando" first when it asks: "…il modello quando è stato rilasciato" is a clause)
+         r"(?:^|[,;:¿]\s*)quando (?:è stat|sono stat|fu\b|furono\b|venne\b|vennero\b|uscì\b)|\bin (?:che|quale) (?:data|giorno)\b|"
+         r"\ba che ora\b|언제[^?\n]{0,20}?(?:었|았|였|됐|했|났|나왔)|몇 ?시(?:에|쯤|부터|까지|경)?(?![\uac00-\ud7a3])|몇 ?월|며칠에|"
+         # (not "什么时候使用…的效果", when to use; nor "有几点需要注意", how many points)
+         r"(?:什么时候|何时)[^?？\n]{0,15}?(?:发布|提出|推出|成立|上线|出版|发表|开源|创建|建立|诞生|完成|部署)|"
+         r"哪一?天|(?<![哪有这那])几点|几号|几月")
 # Answer types a question announces, and what a passage needs to hold one: a question
 # for a number wants a number the question does not already give; one for an address
 # wants a URL or an IP address.
@@ -31,7 +34,7 @@ _ASKS_QUANTITY = re.compile(
     # a year is a number too ("In quale anno…", "哪一年…")
     r"|\b(?:what|which) year\b|\b(?:quale|che) anno\b|몇 ?년도|어느 해|哪一?年"
     # "what's the maximum input length…" wants the figure ("which model is the largest" a name)
-    r"|\bwhat(?:'s|’s|\s+is|\s+was|\s+are|\s+were)\s+the\s+(?:max(?:imum)?|min(?:imum)?|largest|smallest|highest|lowest)\b"
+    r"|\bwhat(?:'s|’s|\s+is|\s+was|\s+are|\s+were)\s+the\s+(?:max(?:imum)?|min(?:imum)?)\b"
     r"|\bqual(?:e|\s+è|'è|’è|\s+era)\s+(?:il|la|l'|l’)\s*(?:\w+\s+)?(?:massim[oa]|minim[oa])\b"
     # and so is a point in time (_WHEN)
     r"|" + _WHEN,
@@ -82,7 +85,7 @@ _LABEL_NUMBER = re.compile(
     r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
     r"^\s*#*\s*\d+\.(?!\d)"
     # nor does a format placeholder ("{0:.4f}", "%.2f")
-    r"|\{\d*:[^{}\s]*\}|%[-+#0]*\d*(?:\.\d+)?[dfegs]\b",
+    r"|\{[\w.\[\]]*:[<>^=+\-#0,_ ]{0,4}\d*(?:\.\d+)?[bcdeEfFgGnosxX%]\}|%[-+#]*\d*(?:\.\d+)?[dfegs]\b",
     re.MULTILINE)
 
 
@@ -124,24 +127,34 @@ _LABEL_BEFORE = {
     # (a whole word or a key's part: "memory_gb", not "number" or "parameters")
     "money": re.compile(r"(?i)(?:(?<![a-z])(?:cost|price|prezzo|costo)(?![a-z])|费用|价格|成本|비용|가격)[^\n.;]{0,20}$"),
     "memory": re.compile(r"(?i)(?:(?<![a-z])(?:memory|mem|ram|gb|mb|memoria)(?![a-z])|内存|显存|메모리)[^\n.;]{0,20}$"),
+    "year": re.compile(r"(?i)(?:(?<![a-z])(?:year|anno)(?![a-z])|年份|연도)[^\n.;]{0,20}$"),
+    "date": re.compile(r"(?i)(?:(?<![a-z])(?:date|day|data|giorno|released|published|created)(?![a-z])|日期|时间|날짜|일자)[^\n.;]{0,20}$"),
     "duration": re.compile(r"(?i)(?:(?<![a-z])(?:runtime|time|duration|elapsed|seconds|secs|minutes|hours|latency|"
                            r"tempo|durata)(?![a-z])|耗时|时间|시간)[^\n.;]{0,20}$"),
 }
 _LABEL_WINDOW = 30
 # A value written as a key's ("axis=1", "'train_runtime': 545.7", "Wall time: 42.9", "准确率：0.82"):
-# the key is what stands before "=" or ":" since the last delimiter, up to 30 characters.
-_KEY_BEFORE = re.compile(r"([^\W\d][^\n,;(){}\[\]=:：]{0,30}?)['\"]?\s*[:=：]\s*['\"]?$")
+# the key is what stands before "=" or ":" since the last delimiter (a dotted name's last part),
+# from a word's start, up to 30 characters.
+_KEY_BEFORE = re.compile(r"(?<!\w)([^\W\d][^\n,;.(){}\[\]=:：]{0,30}?)['\"]?\s*[:=：]\s*['\"]?$")
 _KEY_CHARS = 60
 KEY_MATCH = 0.8  # "스코어" for "score", "users" for "user"; not "decay" for "loss" (0.68)
-_CALL_BEFORE = re.compile(r"([\w.]+)\([^()]*$")
+# ... with what the value is of, right after it ("Result: 342 passengers survived")
+_VALUE_NOUN = re.compile(r"[^\n,;:=(){}\[\].。，；]{0,30}")
+# Keys that name no attribute: the value is of whatever the text around it says.
+_GENERIC_KEY = re.compile(r"(?i)results?|output|out|total|value|answer|count|number|risultato|totale|valore|"
+                          r"结果|输出|总计|결과|출력|합계")
+_CALLEE = re.compile(r"(\w+)\s*$")
+_KWARG = re.compile(r"(\w+)\s*=(?!=)")
 _NEVER = re.compile(r"(?!)")
 _YEAR = re.compile(r"1[89]\d\d|20\d\d")
-_MONTHS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|"
+_MONTHS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|sep(?:t|tember)?|"
            r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|"
            r"settembre|ottobre|novembre|dicembre")
 _DATE_AFTER = re.compile(r"\s*(?:年|月|日|号|點|点|時|时|년|월|일|시(?!간)|:\d\d|(?i:a\.?m\.?|p\.?m\.?|o'clock)(?![a-z])|"
-                         r"(?i:\s*(?:" + _MONTHS + r"))\b)")
-_DATE_BEFORE = re.compile(r"(?i)\b(?:" + _MONTHS + r")\.?\s*$")
+                         # ("May" only capitalized: "3 may be combined" is no date)
+                         r"(?i:" + _MONTHS + r")\b|May\b)")
+_DATE_BEFORE = re.compile(r"(?:\b(?i:" + _MONTHS + r")|\bMay)\.?\s*$")
 
 
 def asks_quantity(question: str, metrics: bool = False) -> bool:
@@ -195,6 +208,23 @@ def _measures(name: str, passage: str, start: int, end: int) -> bool:
                 or _LABEL_BEFORE[name].search(passage[max(0, start - _LABEL_WINDOW):start]))
 
 
+def _call_words(before: str) -> str:
+    """The name of the call whose open parenthesis ``before`` ends inside, with its keyword
+    arguments' names; "" when ``before`` is inside no call."""
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        if before[i] in ")]}":
+            depth += 1
+        elif before[i] in "([{":
+            if depth == 0:
+                if before[i] != "(":
+                    return ""
+                callee = _CALLEE.search(before[:i])
+                return " ".join([callee.group(1)] if callee else []) + " " + " ".join(_KWARG.findall(before[i + 1:]))
+            depth -= 1
+    return ""
+
+
 def bound_value(question: str, passage: str, evidence: Evidence) -> bool:
     """Whether ``passage`` holds a value ``question`` does not give with the question's words
     beside it: "log loss: 0.45" answers "what log loss…", "accuracy: 0.82" does not. A question
@@ -206,16 +236,23 @@ def bound_value(question: str, passage: str, evidence: Evidence) -> bool:
             continue
         before = passage[max(0, start - _KEY_CHARS):start]
         key = _KEY_BEFORE.search(before)
-        if key:
+        if key and not _GENERIC_KEY.fullmatch(key.group(1).strip()) and not (
+                measured and _LABEL_BEFORE[measured].search(key.group(1))):
             # A key's value belongs to its key: "axis=1" answers nothing about the Titanic
             # passengers beside it; "num_train_epochs=3" and "정확도: 0.82" answer what they name.
-            # A one- or two-letter key names nothing alone: the call it is passed to does, with
-            # its other arguments ("recommend(users=data[user_column_name], k=10)").
+            # (A key that names the unit asked for, "'train_runtime': 545.7" for "how long…",
+            # "Date: 2022-11-30" for "when…", or nothing at all, "Result: 314", is read like
+            # prose, below.)
             name = key.group(1)
-            call = _CALL_BEFORE.search(before) if len(name) <= 2 else None
-            # The key must name one of the question's words (or a translation), not share a
-            # fraction of all of them: a key names the attribute, not the subject around it.
-            matched = evidence.matches(call.group() if call else name)
+            if len(name) <= 2:
+                # A one- or two-letter key names nothing alone: the call it is passed to does,
+                # with its other arguments' names ("recommend(users=list(data[...]), k=10)"),
+                # not the object it is called on ("titanic_df.sample(n=5)").
+                name = _call_words(before) or name
+            # The key (or what the value is of, right after it) must name one of the question's
+            # words or a translation, not share a fraction of all of them: a key names the
+            # attribute, not the subject around it.
+            matched = evidence.matches(name + " " + _VALUE_NOUN.match(passage, end).group())
             if len(matched) and matched.max() >= KEY_MATCH:
                 return True
             continue

@@ -127,8 +127,9 @@ _KO_COUNTED = re.compile(r"몇\s*(?:시간|시|개|번째|번|명|년도|년|월
                          r"이야|야|이에요|예요|입니까|일까요|이었나요|였나요|였어|이었어)?(?![\uac00-\ud7a3])")
 # So is the noun of "what time / what date / a che ora / in che data": "What time does the bakery
 # open?" is about the bakery, and its "time" reached "36 hours" of another passage.
-_ASKS_WHEN = re.compile(r"(?i)\b(?:at |on |by )?what (?:time|date|day)\b|\bin (?:che|quale) (?:data|giorno)\b|"
-                        r"\ba che ora\b")
+# (only before a verb: "what time series models…" and "what date format…" are about them)
+_ASKS_WHEN = re.compile(r"(?i)\b(?:at |on |by )?what (?:time|date|day)(?= (?:does|do|did|is|was|will|are|were|has|had)\b)|"
+                        r"\bin (?:che|quale) (?:data|giorno)\b|\ba che ora\b")
 
 
 def question_terms(question: str) -> list[str]:

@@ -332,15 +332,40 @@ def test_a_keys_value_answers_only_what_its_key_names(corpus_txt_index, embedder
     def bound(question, passage):
         return bound_value(question, passage, term_evidence(question, index, embedder))
 
-    # "axis=1" sits beside the Titanic words but counts no passengers
-    assert not bound("How many female passengers are in the Titanic training data?",
-                     "X_titanic_df = titanic_df.drop('Survived', axis=1)")
+    titanic = "How many female passengers are in the Titanic training data?"
+    # "axis=1" and "n=5" sit beside the Titanic words but count no passengers
+    assert not bound(titanic, "X_titanic_df = titanic_df.drop('Survived', axis=1)")
+    assert not bound(titanic, "female_titanic = titanic_df.sample(n=5)")  # the call's object is no name
+    # a key that names the question's word, or the words right after the value, do
     assert bound("What per-device batch size was used for training?",
                  "args = TrainingArguments(per_device_train_batch_size=16, num_train_epochs=3)")
-    assert bound("How long did the deployment take (wall time)?", "CPU times: user 373 ms Wall time: 42.9 s")
-    # a one-letter key is named by the call it is passed to
+    assert bound("How many passengers survived?", "Result: 342 passengers survived.")
+    # a one-letter key is named by the call it is passed to, nested brackets and all
     assert bound("How many recommendations does the service return for each user?",
-                 "result = model_s.recommend(users=data[user_column_name], k=10)")
+                 "result = model_s.recommend(users=list(data[user_column_name]), k=10)")
+    # a key that names the unit asked for reads like prose: the question's words must be near
+    assert bound("When was ChatGPT released?", "ChatGPT release\nDate: 2022-11-30")
+    assert not bound("When was ChatGPT released?", "Date: 2022-11-30")
+
+
+class _NamesNothing(_Everywhere):
+    """The question's words all around a value, but none in its key."""
+
+    def matches(self, passage: str):
+        return np.zeros(1)
+
+
+@pytest.mark.parametrize("passage, answers", [
+    ("X_titanic_df = titanic_df.drop('Survived', axis=1)", False),
+    ("{'eval_loss': 0.41}", False),
+    ("It has 12 layers.", True),            # prose: the words around it decide
+    ("Result: 12", True),                   # a key that names nothing is no key
+    ("The model. Layers: 12", False),       # the key starts after the sentence, at a word
+])
+def test_a_key_that_names_none_of_the_questions_words_binds_no_value(passage, answers):
+    from rag.answer_types import bound_value
+
+    assert bound_value("How many layers does it have?", passage, _NamesNothing()) is answers
 
 
 def test_which_ones_and_almost_ask_for_no_number():

@@ -75,6 +75,7 @@ def test_what_time_and_how_many_with_their_counters_are_question_words():
     assert terms("What time does the bakery open?") == ["bakery"]
     assert terms("A che ora apre il panificio?") == ["apre", "panificio"]
     assert terms("How much time did training take?") == ["time", "training"]  # a duration's "time" stays
+    assert terms("What time series models does the notebook compare?")[:2] == ["time", "series"]
 
 
 def test_a_korean_question_word_is_its_noun_without_particle_ending_or_verb_suffix():
