@@ -220,7 +220,7 @@ def _call_words(before: str) -> str:
                 if before[i] != "(":
                     return ""
                 callee = _CALLEE.search(before[:i])
-                return " ".join([callee.group(1)] if callee else []) + " " + " ".join(_KWARG.findall(before[i + 1:]))
+                return " ".join(([callee.group(1)] if callee else []) + _KWARG.findall(before[i + 1:]))
             depth -= 1
     return ""
 
