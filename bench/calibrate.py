@@ -8,7 +8,8 @@ bench/data/near_topic_questions.jsonl and bench/data/blind_questions.jsonl (40 q
 written by a separate pass that saw the corpus but not the scoring code: 20 answerable
 and 20 unanswerable, five of each per language; 16 of the unanswerable are near-topic), and, not
 fitted on but measured with the score and thresholds in use, bench/data/blind2_questions.jsonl
-(40 more written the same way, 15 of its unanswerable near-topic):
+(40 more written the same way, 15 of its unanswerable near-topic) and blind3 / blind4 / blind5
+(40 each, written later the same way, all their unanswerable near-topic):
 
 * answerability: the signals of rag/answerability.py after default retrieval,
   labelled by the question's ``answerable``; a logistic regression over them (fitted
@@ -44,8 +45,8 @@ import numpy as np  # noqa: E402
 
 QUESTION_FILES = [common.SHARED / "eval" / "dev_questions.jsonl", common.DATA / "extra_questions.jsonl",
                   common.DATA / "near_topic_questions.jsonl", common.DATA / "blind_questions.jsonl"]
-# Not fitted on: the answerability score and thresholds in use are only measured on it.
-CHECK_FILES = [common.DATA / "blind2_questions.jsonl"]
+# Not fitted on: the answerability score and thresholds in use are only measured on them.
+CHECK_FILES = [common.DATA / f"blind{n}_questions.jsonl" for n in (2, 3, 4, 5)]
 MAX_REFUSED_ANSWERABLE = 0.05
 # Answers scoring below the caution threshold are given with a "low confidence" note:
 # the highest threshold that puts at most 20% of the answerable questions below it. A

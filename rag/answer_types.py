@@ -28,7 +28,9 @@ _WHEN = (r"\bwhen (?:was|were|did|had)\b|\b(?:on |by )?what (?:date|day)\b(?!-|\
 # for a number wants a number the question does not already give; one for an address
 # wants a URL or an IP address.
 _ASKS_QUANTITY = re.compile(
-    r"\b(how (many|much|long|big|large)|what (value|number|size|percentage)|quant[oaie]|numero|valore)\b"
+    # ("what temperature value…", not "what do these values mean?")
+    r"\b(how (many|much|long|big|large)|what (?:(?!(?:do|does|did|is|are|was|were|has|have|can|should|would|will)\b)"
+    r"[\w-]+ ){0,2}?(?:values?|number|size|percentage)|quant[oaie]|numero|valore|percentuale)\b"
     # 哪几 asks "which ones", 几乎 means "almost": neither asks a number.
     r"|몇|얼마|多少|(?<!哪)几(?!乎)|百分之|(?<![很许更诸众好])多(?:[长久高远]|大(?!程度))"
     # a year is a number too ("In quale anno…", "哪一年…")
@@ -44,7 +46,7 @@ _ASKS_QUANTITY = re.compile(
 _NAMES_METRIC = re.compile(
     # (a file's name is no metric: "score.py", "score_model")
     r"\b(accuracy|precision|recall|score|rate|size|runtime|accuratezza|precisione|log[ -]?loss|auc|"
-    r"f1|bleu|rouge|perplexity|perplessità|mse|rmse|mae)\b(?![._-]\w)|정확도|재현율|정밀도|准确率|召回|困惑度",
+    r"f1|bleu|rouge|perplexity|perplessità|mse|rmse|mae|latency|latenza)\b(?![._-]\w)|정확도|재현율|정밀도|准确率|召回|困惑度",
     re.IGNORECASE)
 # Questions that usually want a number but may well be answered without one: a version or ID
 # ("v2", "similarity_model:6": versions are often written as names) and a frequency ("every 42
@@ -84,6 +86,8 @@ _LABEL_NUMBER = re.compile(
     r"(?i)\b(?:exercises?|esercizi[oa]?|figure|fig\.|table|tabella|chapter|capitolo|section|sezione|"
     r"step|passo|part|parte|cell)\s*[\[(（［]?\s*\d+(?:\.\d+)*|\bin\s*[\[［]\s*\d+|[图表第]\s*\d+|"
     r"^\s*#*\s*\d+\.(?!\d)"
+    # nor a registered model's version ("ranking_factorization_model:1", ".../ranking_factorization_model/1")
+    r"|\b[A-Za-z]\w*_\w*[:/]\d+(?![\d.])"
     # nor does a format placeholder ("{0:.4f}", "%.2f")
     r"|\{[\w.\[\]]*:[<>^=+\-#0,_ ]{0,4}\d*(?:\.\d+)?[bcdeEfFgGnosxX%]\}|%[-+#]*\d*(?:\.\d+)?[dfegs]\b",
     re.MULTILINE)

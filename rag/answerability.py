@@ -75,7 +75,9 @@ MISSING_VALUE_CAP = 0.1
 # A metric's name asks for its value right after a question word ("What zero-shot accuracy did
 # CLIP reach?", "Qual è la log loss…", "Che accuratezza…"), not in a question about the metric
 # itself ("What is the difference between precision and recall?", "Can accuracy be the metric?").
-_METRICS = r"(?:accuracy|precision|recall|f1|auc|bleu|rouge|perplexity|log[ -]?loss|mse|rmse|mae|accuratezza|precisione)"
+_METRICS = (r"(?:accuracy|precision|recall|f1|(?:roc[ _-]?)?auc|bleu|rouge|perplexity|log[ -]?loss|mse|rmse|mae|accuratezza|"
+            # (a latency is a figure too: "Qual è la latenza media…")
+            r"precisione|latency|latenza|throughput)")
 _ASKS_METRIC = re.compile(
     r"(?i)\b(?:what|which|qual[ei]?|che)\b(?:[\s'’]+[^\s?'’]+){0,2}?[\s'’]+" + _METRICS + r"\b"
     # or a query that opens with the metric's name: "F1 score of DistilBERT on the test set"

@@ -67,7 +67,8 @@ WINDOW_CHARS = 200  # windows embedded on the fly when the index stored none
 _CJK_TERM = re.compile(rf"[{CJK_ALL}]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _PARTS = re.compile(r"[._'-]")
-_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*\b")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*(?![A-Za-z0-9])")
 _FULLWIDTH_CITATION = re.compile(r"［(\d+(?:\s*[,;]\s*\d+)*)］")
 
 
@@ -91,9 +92,24 @@ class TermEvidence:
     # of that definition ({"retrieval", "augmented", "generation", ...}, {"rag", "检索增强生成"}):
     # a passage holding "RAG" holds them (rag/aliases.py).
     aliased: list[tuple[frozenset[str], frozenset[str]]] = field(default_factory=list)
+    # Per term: for a name ("XLNet", "LabelEncoder"), the documents (file paths) holding a word it
+    # reaches; None for other words, and where the index cannot tell (no term index, or the name
+    # is an abbreviation whose long form may stand for it instead).
+    documents: list[frozenset[str] | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.terms)
+
+    def subject(self, path: str) -> float:
+        """Rarity-weighted share of the text's names that the document at ``path`` holds (1.0
+        when the text names nothing the corpus knows). "What's the maximum input length XLNet
+        supports?" is about XLNet: a document that never names XLNet answers it with another
+        model's figure, however close its wording."""
+        named = [(docs, w) for docs, w in zip(self.documents, self.weights) if docs]
+        if not named:
+            return 1.0
+        total = sum(w for _, w in named)
+        return float(sum(w for docs, w in named if path in docs) / max(total, 1e-9))
 
     def matches(self, passage: str, passage_terms: set[str] | None = None) -> np.ndarray:
         """Per term, the best similarity of a corpus word it reaches that occurs in ``passage`` (0: none)."""
@@ -253,7 +269,8 @@ def names_of(text: str) -> set[str]:
     throughout ("GPU", "BLEU", "XLNet", "LoRA", "ImageNette"); none in a text typed
     mostly in capitals, where case tells nothing."""
     letters = [c for c in text if c.isascii() and c.isalpha()]
-    if letters and sum(c.isupper() for c in letters) > 0.5 * len(letters):
+    # (one or two Latin words in a Korean or Chinese question are names whatever their case)
+    if len(_LATIN_WORD.findall(text)) > 2 and sum(c.isupper() for c in letters) > 0.5 * len(letters):
         return set()
     return {name.lower() for name in _NAME.findall(text)}
 
@@ -277,9 +294,12 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
     weight: dict[str, float] = {w: math.log(1 + n_docs) for w in unique}
     known: dict[str, bool] = {w: False for w in unique}
     names = {name for t in texts for name in names_of(t)}
+    documents: dict[str, frozenset[str]] = {}
+    chunk_paths = _chunk_paths(index) if names and index is not None else None
     if unique and term_index is not None and len(term_index) and embedder is not None:
         indptr = term_index.lexical.retriever.scores["indptr"]
         ids = _term_ids(term_index)
+        postings = term_index.lexical.retriever.scores["indices"]
         for word, near in zip(unique, term_index.expansions(embedder.embed_queries(unique))):
             # A compound's own parts are terms of their own ("xlnet-large" -> "xlnet",
             # "large"): reaching them again would count "XLNet" twice and make a corpus
@@ -300,6 +320,9 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
                 term = term_index.vocab[token - 1]
                 reach[word][term] = max(reach[word].get(term, 0.0), sim)
             own = ids.get(word)
+            if word in names and chunk_paths is not None:
+                rows = [postings[indptr[t]:indptr[t + 1]] for t in (ids.get(w) for w in reach[word]) if t is not None]
+                documents[word] = frozenset(chunk_paths[r] for part in rows for r in part if r < len(chunk_paths))
             closest = own if own is not None else (near[0][0] if near else None)
             known[word] = closest is not None
             if closest is not None:
@@ -310,13 +333,15 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
     for text, words in zip(texts, words_of):
         neighbours = [reach[w] for w in words]
         aliased = []
+        named = [documents.get(w) for w in words]
         for form, others in (aliases.present(text) if aliases else {}).items():
             # The text's terms the form is made of ("retrieval-augmented" of "retrieval
             # augmented generation") reach the definition's other forms fully.
             parts = set(extract_terms(form))
-            neighbours = [{**reach_, **{o: 1.0 for o in others}}
-                          if w in parts or (_PARTS.search(w) and set(_PARTS.split(w)) <= parts) else reach_
-                          for w, reach_ in zip(words, neighbours)]
+            inside = [w in parts or bool(_PARTS.search(w) and set(_PARTS.split(w)) <= parts) for w in words]
+            neighbours = [{**reach_, **{o: 1.0 for o in others}} if part else reach_
+                          for part, reach_ in zip(inside, neighbours)]
+            named = [None if part else docs for part, docs in zip(inside, named)]
             form_tokens = set(tokenize(form))
             tokens = frozenset(t for t in tokenize(text) if t in form_tokens
                                or (_PARTS.search(t) and set(_PARTS.split(t)) <= form_tokens))
@@ -324,8 +349,23 @@ def term_evidences(texts: Sequence[str], index, embedder, *,
                 aliased.append((tokens, others))
         out.append(TermEvidence(words, neighbours, np.array([weight[w] for w in words]),
                                 np.array([known[w] or neighbours[i] != reach[w] for i, w in enumerate(words)],
-                                         dtype=bool), aliased))
+                                         dtype=bool), aliased, named))
     return out
+
+
+def _chunk_paths(index) -> list[str] | None:
+    """The file path of each chunk row of ``index`` (cached on it), None when it has no chunk list."""
+    paths = getattr(index, "_chunk_paths", None)
+    chunks = getattr(index, "chunks", None)
+    if paths is None or len(paths) != len(chunks or ()):
+        if chunks is None:
+            return None
+        paths = [chunk.path for chunk in chunks]
+        try:
+            index._chunk_paths = paths
+        except AttributeError:  # a read-only index: computed each time
+            pass
+    return paths
 
 
 # --------------------------------------------------------------------------- spans

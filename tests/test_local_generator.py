@@ -186,3 +186,34 @@ def test_a_model_that_is_not_gguf_is_refused_with_the_fix(tmp_path):
 def test_hf_hands_a_gguf_file_to_llama_cpp(local):
     gen = get_generator("hf", str(local.path))
     assert isinstance(gen, LocalGenerator) and gen.name == "local"
+
+
+# AMX tile and AVX-512 instructions, as objdump names them: a llama.cpp built natively on a CPU
+# that has them carries them, and segfaults or stops with an illegal instruction elsewhere
+# (README, "Why GGML_NATIVE=OFF"). Measured on this project's 2-core AVX-512 build machine: a
+# native build's libggml-cpu.so holds 15,649 zmm instructions, the README's portable build none.
+# (A GGML_CPU_ALL_VARIANTS build, one library per CPU picked at run time, is not what the README
+# installs: its Sapphire Rapids variant would hold AMX code on purpose.)
+_NOT_PORTABLE = ("%zmm", "%k1", "tileloadd", "tdpb", "ldtilecfg", "tilestored")
+
+
+def test_the_installed_llama_cpp_is_the_portable_build():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import llama_cpp
+
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("objdump (binutils) is not installed")
+    libs = sorted(Path(llama_cpp.__file__).parent.glob("lib/libggml-cpu*.so"))
+    assert libs, "llama_cpp ships no libggml-cpu library"
+    for lib in libs:
+        code = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(lib)], capture_output=True,
+                              text=True, check=True).stdout
+        found = {name for name in _NOT_PORTABLE if name in code}
+        assert not found, (f"{lib.name} holds {sorted(found)}: llama-cpp-python was built natively; reinstall it "
+                           'with CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall llama-cpp-python')
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AMX_INT8 = 1" not in info and "AVX512 = 1" not in info, info

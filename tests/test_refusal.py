@@ -4,6 +4,8 @@ while questions they answer are not. Real embedder, real corpus index."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -175,6 +177,56 @@ def test_a_name_matches_only_as_written(qa):
     assert not qa.ask("WHAT PRETRAINING OBJECTIVE DOES ROBERTA USE?").refused
 
 
+def test_a_name_in_a_korean_or_chinese_question_is_a_name_whatever_its_case():
+    from rag.citations import names_of
+
+    assert names_of("XLNet의 최대 입력 길이는?") == {"xlnet"}  # glued to its particle
+    assert names_of("GPU 메모리는 얼마나 썼나요?") == {"gpu"}  # one word in capitals: a name, not shouting
+    assert names_of("AKS和ACI的区别是什么?") == {"aks", "aci"}
+    assert names_of("WHAT IS THE GPU MEMORY?") == set()  # a question typed in capitals names nothing
+
+
+def test_a_name_knows_the_documents_that_hold_it(qa):
+    # "LabelEncoder" is written only in the Korean slides: a passage of another document
+    # answers something else, however close its words (rag/citations.py TermEvidence.subject).
+    from rag.citations import term_evidence
+    from rag.embedders import get_embedder
+
+    evidence = term_evidence("泰坦尼克数据预处理时哪几列做了 LabelEncoder 编码?", qa.index,
+                             get_embedder(qa.index.embed_model))
+    documents = dict(zip(evidence.terms, evidence.documents))
+    slides = {Path(p).name for p in documents["labelencoder"]}
+    assert slides == {"000_bf1f6216752f7de1.txt"}
+    assert documents["泰坦尼克"] is None  # not a name: matched by meaning, in any document
+    paths = {Path(c.path).name: c.path for c in qa.index.chunks}
+    assert evidence.subject(paths["000_bf1f6216752f7de1.txt"]) == 1.0
+    assert evidence.subject(paths["001_98bb240bcb89f4f6.txt"]) == 0.0
+    unnamed = term_evidence("Which columns were label encoded?", qa.index, get_embedder(qa.index.embed_model))
+    assert unnamed.subject(paths["001_98bb240bcb89f4f6.txt"]) == 1.0  # names nothing: every document may answer
+
+
+@pytest.mark.parametrize("question", [
+    "What's the maximum input sequence length XLNet supports according to the notes?",
+    "XLNet의 최대 입력 길이는 몇 토큰인가요?",
+    "Qual è la lunghezza massima della sequenza in input di XLNet?",
+])
+def test_a_figure_of_another_documents_subject_does_not_answer(qa, question):
+    # The DistilBERT notebook's "max_length=128 #lunghezza massima del testo" has every word of
+    # the question but XLNet, which only the notes name: the reader stays in the notes, which
+    # give no length, and the question is refused.
+    answer = qa.ask(question)
+    assert answer.refused, answer.text
+
+
+def test_the_reader_answers_from_the_document_that_names_the_questions_subject(corpus_pdf_index):
+    # Over the PDFs the closest passage to "… LabelEncoder 标签编码" is the DistilBERT notebook's
+    # tokenized_datasets columns; the slides are the only document naming LabelEncoder.
+    answer = QA(corpus_pdf_index.path, generator="extractive").ask("泰坦尼克数据预处理的时候,哪几列做了 LabelEncoder 标签编码?")
+    assert answer.sources and answer.citations
+    cited = {answer.sources[n - 1].source for c in answer.citations for n in c.sources}
+    assert cited == {"000_bf1f6216752f7de1.pdf"}, answer.text
+
+
 def test_words_for_the_documents_themselves_are_no_question_terms(qa):
     # "il rapporto" says where to look, not what to find; the embedder cannot carry it to
     # the Chinese report's 报告 ("report" ~ 举报, to denounce), so it must not count as missing.
@@ -297,6 +349,34 @@ def test_a_measure_the_documents_give_is_answered(qa):
     assert not answer.refused and "545.7" in answer.text
     answer = qa.ask("How much memory was requested for the Azure Container Instance?")
     assert not answer.refused and "memory_gb=1" in answer.text
+
+
+def test_a_value_latency_or_percentage_asks_for_a_figure():
+    from rag.answer_types import asks_quantity
+    from rag.answerability import _ASKS_METRIC
+
+    assert asks_quantity("What temperature value do the notes recommend for creative writing?")
+    assert asks_quantity("Che percentuale di aziende usa il RAG?")
+    assert not asks_quantity("What does the temperature control?")
+    assert not asks_quantity("What do these values mean?")
+    assert _ASKS_METRIC.search("Qual è la latenza media del servizio ACI?")
+    assert _ASKS_METRIC.search("ROC AUC of the Titanic dummy classifier?")
+
+
+@pytest.mark.parametrize("question", [
+    "What temperature value should be used for factual answers, according to the notes?",  # described in words only
+    "Qual è la latenza media del servizio AKS?",  # the notebook times the deployment, never a request
+])
+def test_a_figure_the_documents_describe_only_in_words_is_refused(qa, question):
+    assert qa.ask(question).refused
+
+
+def test_a_registered_models_version_is_no_value():
+    from rag.answer_types import new_values
+
+    passage = "Downloading model ranking_factorization_model:1 to /tmp/azureml/ranking_factorization_model/1"
+    assert new_values("Quanti fattori latenti usa il ranking_factorization_model?", passage) == []
+    assert new_values("Quante epoche?", "num_train_epochs: 3") != []  # a key's value with its space stays one
 
 
 def test_a_question_about_a_metric_itself_asks_for_no_number():

@@ -64,6 +64,10 @@ ANSWER_TYPE_WEIGHT = 0.15  # holds the kind of answer asked for (rag/answer_type
 # Asked what an abbreviation stands for, a passage defining it (both forms, rag/aliases.py):
 # worth more than a use of it that shares the question's few words.
 DEFINITION_WEIGHT = 0.3
+# A passage of a document that names what the question names ("XLNet", "LabelEncoder": names
+# are written alike in every language) over one of a document that never does: the weight of
+# every other part together, so a close wording in the wrong document does not win.
+SUBJECT_WEIGHT = 1.0
 
 
 def split_sentences(text: str, min_chars: int = 8) -> list[str]:
@@ -327,8 +331,11 @@ class ExtractiveGenerator(Generator):
             # form ("Masked Language Modeling (MLM)") is the answer, not one that uses it.
             defines = np.array([float(any(_defines(p, tokens, forms) for tokens, forms in evidence.aliased))
                                 for p, _, _ in candidates])
+        subject = np.ones(len(candidates))
+        if evidence is not None and any(evidence.documents):
+            subject = np.array([evidence.subject(request.sources[number - 1].path) for _, number, _ in candidates])
         rest = (TOKEN_WEIGHT * tokens + TERM_WEIGHT * terms + PRIOR_WEIGHT * prior + ANSWER_TYPE_WEIGHT * kind
-                + DEFINITION_WEIGHT * defines)
+                + DEFINITION_WEIGHT * defines + SUBJECT_WEIGHT * subject)
         if request.windows is not None and request.embedder is not None and len(candidates) > EMBEDDED:
             # Window cosines ranked every passage; the best EMBEDDED get their own vectors.
             top = np.argsort(-(semantic + rest), kind="stable")[:EMBEDDED]
