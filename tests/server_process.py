@@ -86,15 +86,24 @@ class RagServer:
         self.stop()
 
 
+def patiently(client: httpx.Client, method: str, url: str, timeout: float = 60.0, **kwargs) -> httpx.Response:
+    """One request, as a well-behaved client sends it: on 429 or 503 wait out Retry-After and retry.
+
+    Every request counts against the rate limit, polls and checks after a load included."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.request(method, url, **kwargs)
+        if response.status_code not in (429, 503) or time.monotonic() > deadline:
+            return response
+        time.sleep(min(float(response.headers.get("retry-after", 1)), 5.0))
+
+
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict:
     """Poll GET /v1/jobs/{id} until the job is no longer queued or running."""
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
-        response = client.get(f"/v1/jobs/{job_id}")
-        if response.status_code in (429, 503):  # polling counts against the rate limit too: back off
-            time.sleep(min(float(response.headers.get("retry-after", 1)), 5.0))
-            continue
+        response = patiently(client, "GET", f"/v1/jobs/{job_id}", timeout=deadline - time.monotonic())
         assert response.status_code == 200, f"GET /v1/jobs/{job_id}: {response.status_code} {response.text}"
         job = response.json()
         if job.get("status") not in ("queued", "running"):
